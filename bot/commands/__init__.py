@@ -1,0 +1,1 @@
+"""CLI subcommands of ``resident-bot``, one module per concern (see ``bot.cli``)."""

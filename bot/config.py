@@ -1,0 +1,229 @@
+"""Configuration: one TOML file, every key overridable by an environment variable.
+
+Why this shape: admins copy ``config.example.toml`` and fill in a few values; operators override single
+keys per deployment with ``RESIDENT_BOT_<SECTION>_<KEY>`` (e.g. ``RESIDENT_BOT_WECHAT_APP_SECRET``).
+A typo must not be silently ignored, so unknown keys, wrong types and missing required values stop
+start-up with one line that names the key. Secret values are never part of an error or a repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, get_type_hints
+
+ENV_PREFIX = "RESIDENT_BOT_"
+MESSAGE_MODES = ("plain", "compatible", "safe")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that names the key."""
+
+
+def secret(default: str = "") -> Any:
+    """A string field whose value must never be shown (logs, errors, repr)."""
+    return field(default=default, repr=False, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    app_id: str = ""
+    app_secret: str = secret()
+    token: str = secret("sandbox-token")
+    encoding_aes_key: str = secret()
+    mode: str = "plain"
+    api_base_url: str = ""
+    timestamp_window: int = 300
+    reply_deadline: float = 4.0
+    max_body_bytes: int = 65536
+    api_timeout: float = 5.0
+    menu_file: str = "menu.toml"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///var/resident-bot.db"
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    faq_dir: str = "faq"
+    intents_dir: str = "intents"
+    catalog_file: str = "../shared/catalog/service-items.tsv"
+    data_dir: str = "var"
+    reload_interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    enabled: str = "auto"
+    mock_port: int = 0
+    simulator: bool = True
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    batch_size: int = 50
+    poll_interval: float = 0.5
+    rate_per_second: float = 100.0
+
+
+@dataclass(frozen=True)
+class Config:
+    wechat: WeChatConfig = field(default_factory=WeChatConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    app: AppConfig = field(default_factory=AppConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """Sandbox when asked for, or (auto) when no real AppID/AppSecret are configured."""
+        flag = self.sandbox.enabled.lower()
+        if flag in ("true", "yes", "1"):
+            return True
+        if flag in ("false", "no", "0"):
+            return False
+        return not (self.wechat.app_id and self.wechat.app_secret)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in use, for the log redaction filter."""
+        found: list[str] = []
+        for section in dataclasses.fields(self):
+            obj = getattr(self, section.name)
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if f.metadata.get("secret") and isinstance(value, str) and len(value) >= 4:
+                    found.append(value)
+        return found
+
+
+def _coerce(key: str, value: Any, target: type, from_env: bool) -> Any:
+    """Convert one value to the declared type, or raise a one-line error naming the key."""
+    if from_env and isinstance(value, str):
+        try:
+            if target is bool:
+                low = value.strip().lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return low in ("true", "1", "yes")
+            if target is int:
+                return int(value)
+            if target is float:
+                return float(value)
+            return value
+        except ValueError:
+            raise ConfigError(f"config: {key} must be {target.__name__}") from None
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, target) or (target is int and isinstance(value, bool)):
+        raise ConfigError(f"config: {key} must be {target.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _section_types(cls: type) -> dict[str, type]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _merge(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    sections = _section_types(Config)
+    values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for name, body in raw.items():
+        if name not in sections:
+            raise ConfigError(f"config: unknown section [{name}]")
+        if not isinstance(body, dict):
+            raise ConfigError(f"config: [{name}] must be a table")
+        types = _section_types(sections[name])
+        for key, value in body.items():
+            if key not in types:
+                raise ConfigError(f"config: unknown key {name}.{key}")
+            values[name][key] = _coerce(f"{name}.{key}", value, types[key], from_env=False)
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"config: unknown environment variable {var}")
+        key = rest[len(section) + 1:]
+        types = _section_types(sections[section])
+        if key not in types:
+            raise ConfigError(f"config: unknown key {section}.{key} (from {var})")
+        values[section][key] = _coerce(f"{section}.{key} (from {var})", value, types[key], from_env=True)
+    config = Config(**{name: sections[name](**vals) for name, vals in values.items()})
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    """Cross-field rules: the things that would otherwise fail much later and less clearly."""
+    wc = config.wechat
+    if wc.mode not in MESSAGE_MODES:
+        raise ConfigError(f"config: wechat.mode must be one of {', '.join(MESSAGE_MODES)}")
+    if not wc.token:
+        raise ConfigError("config: wechat.token is required")
+    if wc.mode != "plain" and len(wc.encoding_aes_key) != 43:
+        raise ConfigError("config: wechat.encoding_aes_key must be 43 characters in compatible/safe mode")
+    if wc.app_id and not wc.app_secret and config.sandbox.enabled.lower() in ("false", "no", "0"):
+        raise ConfigError("config: wechat.app_secret is required when wechat.app_id is set")
+    if not config.sandbox_mode and not wc.app_id:
+        raise ConfigError("config: wechat.app_id is required outside sandbox mode")
+    if config.server.workers < 1:
+        raise ConfigError("config: server.workers must be at least 1")
+    if not config.database.url:
+        raise ConfigError("config: database.url is required")
+    if config.sandbox.enabled.lower() not in ("auto", "true", "false", "yes", "no", "1", "0"):
+        raise ConfigError("config: sandbox.enabled must be auto, true or false")
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any) and the environment; raise ConfigError on the first problem."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config: file not found: {p}")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {p}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config: {p}: not UTF-8") from None
+    return _merge(raw, env)
+
+
+def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy with some keys changed, e.g. ``replace(cfg, database={"url": ...})`` (tests, CLI flags)."""
+    changed = {
+        name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()
+    }
+    out = dataclasses.replace(config, **changed)
+    _validate(out)
+    return out

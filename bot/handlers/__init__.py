@@ -1,0 +1,1 @@
+"""Feature handlers: one Router per feature. ``bot/app.py`` decides their order."""

@@ -1,0 +1,1 @@
+"""Services: what handlers call to change the world (outbound queue, log, tickets, notices)."""

@@ -1,0 +1,161 @@
+"""The conversation log with group commit: many webhook requests, one transaction.
+
+Why: the gateway must persist a dedup claim before it handles a message (so a WeChat retry landing
+on another worker process is recognised) and log every reply, at thousands of messages per second.
+One INSERT per message would cap throughput at what the database can commit per second. Instead a
+single writer task drains everything queued since its last transaction into one multi-row INSERT
+(claims report back which keys were new through futures). Under load batches grow; idle, a lone
+message commits at once — no timer adds latency.
+
+When the database is unreachable, claims fail fast with :class:`JournalUnavailable` (the gateway then
+answers anyway, deduplicating in memory) and every row is kept in memory and written once the
+database is back: nothing is lost, up to ``max_buffer`` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.storage import messages as queries
+
+log = logging.getLogger(__name__)
+
+
+class JournalUnavailable(Exception):
+    """The database could not be reached for a claim."""
+
+
+@dataclass
+class _Claim:
+    row: dict[str, Any]
+    future: asyncio.Future[bool]
+
+
+class Journal:
+    def __init__(self, engine: AsyncEngine, max_batch: int = 400, max_buffer: int = 200_000) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._max_buffer = max_buffer
+        self._claims: list[_Claim] = []
+        self._rows: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._failing_since: float | None = None
+        self.dropped = 0
+
+    # --- producer side ----------------------------------------------------------------------------
+
+    async def claim(self, row: dict[str, Any]) -> bool:
+        """Persist an inbound row; True when this call was first for its ``dedup_key``."""
+        if self._failing_since is not None:
+            # Fail fast during an outage; the row is still written once the database is back.
+            self.record(row)
+            raise JournalUnavailable("database unavailable")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._claims.append(_Claim(row, future))
+        self._kick()
+        return await future
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Queue a row that needs no answer (a reply, an event without dedup)."""
+        if not self._rows_fit():
+            self.dropped += 1
+            log.error("conversation log buffer full; row dropped", extra={"fields": {"dropped": self.dropped}})
+            return
+        self._rows.append(row)
+        self._kick()
+
+    def _rows_fit(self) -> bool:
+        return len(self._rows) + len(self._claims) < self._max_buffer
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    # --- writer side ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    async def stop(self) -> None:
+        """Flush what is queued (best effort) and stop the writer."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout=10)
+        except asyncio.TimeoutError:
+            log.error("conversation log not fully flushed at shutdown", extra={"fields": {"left": len(self._rows)}})
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (tests, shutdown)."""
+        while self._claims or self._rows or not self._idle.is_set():
+            self._wake.set()
+            await asyncio.sleep(0.005)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._claims or self._rows:
+                claims = self._claims[: self._max_batch]
+                del self._claims[: len(claims)]
+                rows = self._rows[: self._max_batch * 2]
+                del self._rows[: len(rows)]
+                ok = await self._write(claims, rows)
+                if ok:
+                    backoff = 0.05
+                    continue
+                self._rows[:0] = rows
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            self._idle.set()
+
+    async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]]) -> bool:
+        """One transaction for the batch. On failure, claims are failed and their rows kept."""
+        unique: dict[str, _Claim] = {}
+        for c in claims:
+            unique.setdefault(c.row["dedup_key"], c)
+        try:
+            async with self._engine.begin() as conn:
+                won = await queries.insert_claims(conn, [c.row for c in unique.values()])
+                await queries.insert_rows(conn, rows)
+        except Exception as exc:  # noqa: BLE001 - any database failure is handled the same way
+            if self._failing_since is None:
+                self._failing_since = asyncio.get_running_loop().time()
+                log.error("conversation log write failed: %s", type(exc).__name__)
+            for c in claims:
+                self._rows.append(c.row)
+                if not c.future.done():
+                    c.future.set_exception(JournalUnavailable(type(exc).__name__))
+            return False
+        if self._failing_since is not None:
+            log.warning("conversation log writes recovered")
+            self._failing_since = None
+        for c in claims:
+            if not c.future.done():
+                c.future.set_result(unique.get(c.row["dedup_key"]) is c and c.row["dedup_key"] in won)
+        return True
+
+    async def find_reply(self, dedup_key: str) -> tuple[list[Any] | None, str | None] | None:
+        async with self._engine.connect() as conn:
+            return await queries.find_reply(conn, dedup_key)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,199 @@
+"""Language data in ``intents/*.toml``: fillers, stop words, rewrites, small-talk intents, aspects.
+
+Why data and not code: the words residents use (Sichuan phrasing, what the voice input mishears, what
+staff call a thing) are discovered by reading conversation logs, and the people who read them are not
+programmers. Any file may hold any section; sections from all files are merged, and a key defined
+twice with different values is an error so two files cannot silently fight.
+
+Sections (all optional in any one file):
+
+``[fillers] phrases``      politeness removed everywhere (你好, 请问, 麻烦问下)
+``[stopwords] phrases``    function words ignored when matching items (怎么, 有没有, 我想)
+``[dialect]``              ``"咋个" = "怎么"``: rewrites applied before anything else
+``[homophones]``           ``"失叶" = "失业"``: voice-input and pinyin-typing slips
+``[synonyms]``             ``"社会保障卡" = "社保卡"``: other words for the same thing
+``[intent.<name>]``        ``phrases`` and ``match = "whole" | "contains"``; names: greeting,
+                           thanks, help, handoff
+``[aspect.<name>]``        ``phrases``; names: materials, steps, where, time, fee, conditions, proxy
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from bot.understanding.faqfile import Field, check_table
+from bot.understanding.model import ASPECTS, Problem
+from bot.understanding.tomlfile import TomlDocument, read_toml
+
+SMALLTALK_INTENTS: tuple[str, ...] = ("greeting", "thanks", "help", "handoff")
+REWRITE_SECTIONS: tuple[str, ...] = ("dialect", "homophones", "synonyms")
+PHRASE_SECTIONS: tuple[str, ...] = ("fillers", "stopwords")
+
+_PHRASES = {"phrases": Field("strlist", True)}
+_INTENT = {"phrases": Field("strlist", True), "match": Field("str", False)}
+
+
+@dataclass(frozen=True)
+class IntentSpec:
+    """Phrases of one small-talk intent; ``whole`` means the message must be only that phrase."""
+
+    phrases: tuple[str, ...]
+    whole: bool
+
+
+@dataclass(frozen=True)
+class IntentData:
+    """All language data, merged from every file. Immutable, like the knowledge snapshot."""
+
+    fillers: tuple[str, ...] = ()
+    stopwords: tuple[str, ...] = ()
+    rewrites: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    intents: Mapping[str, IntentSpec] = field(default_factory=lambda: MappingProxyType({}))
+    aspects: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class IntentFragment:
+    """What one valid file contributes, with the document for locating conflicts."""
+
+    doc: TomlDocument
+    phrases: Mapping[str, tuple[str, ...]]          # fillers / stopwords
+    rewrites: Mapping[str, Mapping[str, str]]        # section -> {from: to}
+    intents: Mapping[str, IntentSpec]
+    aspects: Mapping[str, tuple[str, ...]]
+
+
+def validate_fragment(doc: TomlDocument) -> tuple[IntentFragment | None, list[Problem]]:
+    """Check one parsed intents file; the fragment only when there is no problem."""
+    data = doc.data
+    known = (*PHRASE_SECTIONS, *REWRITE_SECTIONS, "intent", "aspect")
+    problems: list[Problem] = []
+    for key, value in data.items():
+        if key not in known:
+            problems.append(doc.problem((key,), f"未知小节 “{key}”（可用：{'、'.join(known)}）"))
+        elif not isinstance(value, dict):
+            problems.append(doc.problem((key,), f"“{key}” 应为一个小节 [{key}]"))
+    if problems:
+        return None, problems
+    for section in PHRASE_SECTIONS:
+        if section in data:
+            problems += check_table(doc, data[section], _PHRASES, (section,))
+    for section in REWRITE_SECTIONS:
+        problems += _check_rewrites(doc, section, data.get(section, {}))
+    problems += _check_named(doc, "intent", data.get("intent", {}), SMALLTALK_INTENTS, _INTENT)
+    problems += _check_named(doc, "aspect", data.get("aspect", {}), ASPECTS, _PHRASES)
+    if problems:
+        return None, problems
+    return _build_fragment(doc), []
+
+
+def _check_rewrites(doc: TomlDocument, section: str, table: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for source, target in table.items():
+        path = (section, source)
+        if not isinstance(target, str):
+            problems.append(doc.problem(path, f"“{source}” 的值应为字符串"))
+        elif not source.strip():
+            problems.append(doc.problem(path, "被替换的词不能为空"))
+        elif source == target:
+            problems.append(doc.problem(path, f"“{source}” 替换成它自己，没有意义"))
+    return problems
+
+
+def _check_named(doc: TomlDocument, section: str, table: Mapping[str, Any], names: tuple[str, ...],
+                 schema: Mapping[str, Field]) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, body in table.items():
+        path = (section, name)
+        if name not in names:
+            problems.append(doc.problem(path, f"未知的 {section} “{name}”（可用：{'、'.join(names)}）"))
+        elif not isinstance(body, dict):
+            problems.append(doc.problem(path, f"应为小节 [{section}.{name}]"))
+        else:
+            problems += check_table(doc, body, schema, path)
+            match = body.get("match", "whole")
+            if isinstance(match, str) and match not in ("whole", "contains"):
+                problems.append(doc.problem((*path, "match"), f"match 只能是 \"whole\" 或 \"contains\"，实际是 “{match}”"))
+    return problems
+
+
+def _build_fragment(doc: TomlDocument) -> IntentFragment:
+    data = doc.data
+    return IntentFragment(
+        doc=doc,
+        phrases={s: tuple(p.strip() for p in data[s]["phrases"] if p.strip()) for s in PHRASE_SECTIONS if s in data},
+        rewrites={s: dict(data[s]) for s in REWRITE_SECTIONS if s in data},
+        intents={n: IntentSpec(tuple(b["phrases"]), b.get("match", "whole") == "whole")
+                 for n, b in data.get("intent", {}).items()},
+        aspects={n: tuple(b["phrases"]) for n, b in data.get("aspect", {}).items()},
+    )
+
+
+def load_fragment_file(path: Path, display: str | None = None) -> tuple[IntentFragment | None, list[Problem]]:
+    doc = read_toml(path, display)
+    if isinstance(doc, Problem):
+        return None, [doc]
+    return validate_fragment(doc)
+
+
+def conflicts(candidate: IntentFragment, others: Iterable[IntentFragment]) -> list[Problem]:
+    """A rewrite key mapped to different targets in two files, or the same intent/aspect split
+    between files with different ``match`` settings."""
+    problems: list[Problem] = []
+    for other in others:
+        if other.doc.name == candidate.doc.name:
+            continue
+        for section, table in candidate.rewrites.items():
+            theirs = _all_rewrites(other)
+            for source, target in table.items():
+                if source in theirs and theirs[source] != target:
+                    line = other.doc.locator.line_of((theirs_section(other, source), source))
+                    problems.append(candidate.doc.problem(
+                        (section, source),
+                        f"“{source}” 在这里替换为 “{target}”，但 {other.doc.name}:{line} 替换为 “{theirs[source]}”"))
+        for name, spec in candidate.intents.items():
+            if name in other.intents and other.intents[name].whole != spec.whole:
+                problems.append(candidate.doc.problem(("intent", name, "match"),
+                                                      f"intent.{name} 的 match 与 {other.doc.name} 不一致"))
+    return problems
+
+
+def _all_rewrites(fragment: IntentFragment) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for table in fragment.rewrites.values():
+        merged.update(table)
+    return merged
+
+
+def theirs_section(fragment: IntentFragment, source: str) -> str:
+    for section, table in fragment.rewrites.items():
+        if source in table:
+            return section
+    return ""
+
+
+def merge(fragments: Iterable[IntentFragment]) -> IntentData:
+    """Combine valid, non-conflicting fragments (in file-name order) into one :class:`IntentData`."""
+    ordered = sorted(fragments, key=lambda f: f.doc.name)
+    phrases: dict[str, list[str]] = {s: [] for s in PHRASE_SECTIONS}
+    rewrites: dict[str, str] = {}
+    intents: dict[str, tuple[list[str], bool]] = {}
+    aspects: dict[str, list[str]] = {}
+    for fragment in ordered:
+        for section, values in fragment.phrases.items():
+            phrases[section].extend(values)
+        rewrites.update(_all_rewrites(fragment))
+        for name, spec in fragment.intents.items():
+            intents.setdefault(name, ([], spec.whole))[0].extend(spec.phrases)
+        for name, values in fragment.aspects.items():
+            aspects.setdefault(name, []).extend(values)
+    return IntentData(
+        fillers=tuple(dict.fromkeys(phrases["fillers"])),
+        stopwords=tuple(dict.fromkeys(phrases["stopwords"])),
+        rewrites=MappingProxyType(rewrites),
+        intents=MappingProxyType({n: IntentSpec(tuple(dict.fromkeys(p)), w) for n, (p, w) in intents.items()}),
+        aspects=MappingProxyType({n: tuple(dict.fromkeys(v)) for n, v in aspects.items()}),
+    )

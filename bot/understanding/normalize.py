@@ -1,0 +1,173 @@
+"""Turn what a resident typed (or what voice input heard) into a canonical form for matching.
+
+Why each step, in order:
+
+1. Traditional → simplified (OpenCC ``t2s``): relatives abroad and some phone keyboards send 繁體.
+   OpenCC is slow-ish in pure Python, so it runs only when a traditional character is present.
+2. NFKC + lower case: full-width letters/digits (ＡＢＣ１２３) and compatibility forms become plain.
+3. Punctuation → a boundary: it never carries meaning here, but it separates phrases, so it becomes a
+   space that n-grams do not cross.
+4. Rewrites from ``intents/`` (dialect 咋个→怎么, homophones 失叶→失业, synonyms 社会保障卡→社保卡), one
+   pass, longest key first, so "得行不" wins over "得行".
+5. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question.
+6. Fillers (你好, 请问, 麻烦问下) removed: they say nothing about what is asked.
+
+The same normaliser is applied to the FAQ side when the index is built, so both sides always agree
+even when the rules change.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+_NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万"
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+#: Characters after which a single numeral is a quantity (一个, 三年) and not part of a word (五保).
+_MEASURE = set("岁年月天日元块个级次号周人份张寸万")
+_NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
+_SPACES = re.compile(r"\s+")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _opencc() -> tuple[object, frozenset[str]]:
+    """The converter and the set of characters that need it (loaded once, lazily)."""
+    import opencc
+
+    converter = opencc.OpenCC("t2s")
+    table = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+    chars: set[str] = set()
+    for line in table.read_text(encoding="utf-8").splitlines():
+        source, _, targets = line.partition("\t")
+        if source and targets.split(" ")[0] != source:
+            chars.add(source)
+    return converter, frozenset(chars)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified, skipping OpenCC entirely for text that is already simplified."""
+    converter, traditional = _opencc()
+    if not any(ch in traditional for ch in text):
+        return text
+    return converter.convert(text)  # type: ignore[attr-defined,no-any-return]
+
+
+def _is_boundary(ch: str) -> bool:
+    """Punctuation, symbols and spaces separate phrases; letters, digits and CJK do not."""
+    if ch.isspace():
+        return True
+    category = unicodedata.category(ch)
+    return category[0] in "PSZC"
+
+
+def basic(text: str) -> str:
+    """Steps 1–3: script, width, case and punctuation, but no data-driven rewrites."""
+    text = unicodedata.normalize("NFKC", to_simplified(text)).lower()
+    return "".join(" " if _is_boundary(ch) else ch for ch in text)
+
+
+def chinese_number(run: str) -> int | None:
+    """Value of a numeral run like 八十, 一百二十, 两万三千; ``None`` when it is not a number."""
+    total, section, digit = 0, 0, None
+    for ch in run:
+        if ch in _DIGITS:
+            if digit is not None:
+                return None  # 一二: a list of digits, not a number
+            digit = _DIGITS[ch]
+        elif ch in _UNITS:
+            section += (1 if digit is None else digit) * _UNITS[ch]
+            digit = None
+        elif ch == "万":
+            total = (total + section + (digit or 0)) * 10000
+            section, digit = 0, None
+    return total + section + (digit or 0)
+
+
+def convert_numbers(text: str) -> str:
+    """八十岁 → 80岁, 第二个 → 第2个; 五保 and 一二级 stay (a word, not a quantity)."""
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        following = text[match.end(): match.end() + 1]
+        positional = any(ch in "十百千万" for ch in run)
+        if len(run) == 1 and run != "十" and following not in _MEASURE:
+            return run
+        if len(run) > 1 and not positional:
+            return run
+        value = chinese_number(run)
+        return run if value is None else str(value)
+
+    return _NUMERAL_RUN.sub(replace, text)
+
+
+class Replacer:
+    """Longest-first, single-pass phrase replacement (one compiled alternation)."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self._mapping = {k: v for k, v in mapping.items() if k}
+        keys = sorted(self._mapping, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, keys))) if keys else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._mapping[m.group(0)], text)
+
+
+def _compact(text: str) -> str:
+    """Collapse spaces; keep one only where it separates two ASCII words (``sos 123``)."""
+    parts = _SPACES.split(text.strip())
+    out = parts[0] if parts else ""
+    for part in parts[1:]:
+        if not part:
+            continue
+        out += " " + part
+    return out
+
+
+class Normalizer:
+    """The configured pipeline. Build once per knowledge snapshot; calls are pure and cached."""
+
+    def __init__(self, rewrites: Mapping[str, str], fillers: Iterable[str]) -> None:
+        cleaned = {self._key(k): self._key(v) for k, v in rewrites.items()}
+        self._rewrite = Replacer(_resolve_chains({k: v for k, v in cleaned.items() if k and k != v}))
+        filler_keys = [k for k in (self._key(f) for f in fillers) if k]
+        self._fillers = Replacer({k: " " for k in filler_keys})
+        self.normalize = lru_cache(maxsize=4096)(self._normalize)
+
+    @staticmethod
+    def _key(text: str) -> str:
+        """Rule keys pass through the same fixed steps as text, so 麻煩問下 in a rule still works."""
+        return basic(text).strip()
+
+    def _normalize(self, text: str) -> str:
+        text = basic(text)
+        text = self._rewrite(text)
+        text = convert_numbers(text)
+        text = self._fillers(text)
+        return _compact(text)
+
+
+def _resolve_chains(mapping: dict[str, str], rounds: int = 3) -> dict[str, str]:
+    """Apply the rewrites to their own targets, so 社保咔 → 社会保障卡 → 社保卡 ends at 社保卡."""
+    replacer = Replacer(mapping)
+    resolved = dict(mapping)
+    for _ in range(rounds):
+        changed = False
+        for key, value in resolved.items():
+            again = replacer(value)
+            if again != value and key not in again:
+                resolved[key] = again
+                changed = True
+        if not changed:
+            break
+    return resolved
+
+
+def has_han(text: str) -> bool:
+    return bool(_HAN.search(text))
