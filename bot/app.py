@@ -25,7 +25,8 @@ from bot.services.journal import Journal
 from bot.services.outbox import Outbox
 from bot.services.residents import Residents
 from bot.storage.conversations import ConversationStore
-from bot.storage.db import create_engine
+from bot.storage.db import create_engine, sqlite_path
+from bot.storage.messages import BatchWriter
 from bot.storage.pages import PageStore
 from bot.wechat.webhook import Gateway, setup_routes
 
@@ -49,6 +50,7 @@ class Services:
     gateway: Gateway
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    outbound: Any = None  # bot.services.sender.Outbound (WeChat API + outbox sender), None if off
 
     async def close(self) -> None:
         for task in self.background:
@@ -75,7 +77,7 @@ def routers(services_residents: Residents, extra: list[Router]) -> list[Router]:
 async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
     """Create engine, log writer, queues and the dialogue. The schema must already be migrated."""
     engine = create_engine(config.database.url, config.database.pool_size)
-    journal = Journal(engine)
+    journal = Journal(engine, BatchWriter(engine, sqlite_path(config.database.url)))
     journal.start()
     outbox = Outbox(engine)
     residents = Residents(engine)
@@ -83,7 +85,7 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     pages = PageStore(engine)
     dispatcher = Dispatcher(routers(residents, []), state=conversations)
     gateway = Gateway(config.wechat, dispatcher, journal, outbox, pages, clock=clock)
-    return Services(
+    services = Services(
         config=config,
         engine=engine,
         journal=journal,
@@ -94,6 +96,11 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
         dispatcher=dispatcher,
         gateway=gateway,
     )
+    # --- outbound: WeChat API + outbox sender (bot/services/sender.py) ---
+    from bot.services.sender import setup_outbound
+
+    services.outbound = setup_outbound(services)
+    return services
 
 
 SERVICES = web.AppKey("services", Services)
@@ -127,6 +134,15 @@ def build_app(config: Config, clock: Callable[[], float] = time.time, worker: in
         await services.close()
 
     app.cleanup_ctx.append(services_ctx)
+    if config.sandbox_mode:  # --- mock WeChat API at MOCK_PREFIX (bot/sandbox/mock_wechat.py) ---
+        from bot.sandbox.mock_wechat import setup_mock
+
+        setup_mock(app)
     setup_routes(app, lambda request: request.app[SERVICES].gateway, WEBHOOK_PATH)
     app.router.add_get("/healthz", healthz)
+    # --- simulator (sandbox only; bot/web/simulator.py) ---
+    from bot.web.simulator import setup_simulator
+
+    setup_simulator(app, config, WEBHOOK_PATH)
+    # --- end simulator ---
     return app

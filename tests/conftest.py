@@ -34,9 +34,17 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run only on these database backends")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", backends(), scope="session")
+        chosen = backends()
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker:
+            chosen = [b for b in chosen if b in marker.args]
+        metafunc.parametrize("backend", chosen, scope="session")
 
 
 async def _create_pg_database(admin_url: str, name: str) -> None:

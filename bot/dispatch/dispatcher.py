@@ -25,7 +25,7 @@ class Dispatcher:
         state: StateStore | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._routers = list(routers)
+        self.routers = list(routers)
         self._state = state
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -41,7 +41,7 @@ class Dispatcher:
         lock = self._lock(event.openid)
         async with lock:
             ctx = Context(event.openid, self._state, self._clock)
-            for router in self._routers:
+            for router in self.routers:
                 for route in router.routes:
                     if not route.matches(event):
                         continue

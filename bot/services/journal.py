@@ -38,8 +38,12 @@ class _Claim:
 
 
 class Journal:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 400, max_buffer: int = 200_000) -> None:
+    def __init__(
+        self, engine: AsyncEngine, writer: queries.BatchWriter | None = None, max_batch: int = 400,
+        max_buffer: int = 200_000,
+    ) -> None:
         self._engine = engine
+        self._writer = writer or queries.BatchWriter(engine)
         self._max_batch = max_batch
         self._max_buffer = max_buffer
         self._claims: list[_Claim] = []
@@ -100,6 +104,7 @@ class Journal:
         except asyncio.CancelledError:
             pass
         self._task = None
+        self._writer.close()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
@@ -132,9 +137,7 @@ class Journal:
         for c in claims:
             unique.setdefault(c.row["dedup_key"], c)
         try:
-            async with self._engine.begin() as conn:
-                won = await queries.insert_claims(conn, [c.row for c in unique.values()])
-                await queries.insert_rows(conn, rows)
+            won = await self._writer.write([c.row for c in unique.values()], rows)
         except Exception as exc:  # noqa: BLE001 - any database failure is handled the same way
             if self._failing_since is None:
                 self._failing_since = asyncio.get_running_loop().time()

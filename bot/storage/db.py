@@ -47,3 +47,12 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a file-backed SQLite URL, else None."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        ensure_sqlite_dir(url)
+        return u.database
+    return None

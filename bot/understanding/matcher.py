@@ -47,10 +47,16 @@ class MatcherSettings:
     unigram_weight: float = 0.6
     bigram_weight: float = 1.0
     pinyin_weight: float = 0.7
-    oov_factor: float = 0.8          # weight of a gram no item uses, relative to the rarest gram
-    coverage_weight: float = 0.40
-    phrase_weight: float = 0.35
-    fuzzy_weight: float = 0.25
+    oov_factor: float = 0.3          # weight of a gram no item uses, relative to the rarest gram
+    alias_field: float = 1.0         # field weights: name and aliases ...
+    question_field: float = 0.9      # ... residents' questions ...
+    body_field: float = 0.5          # ... conditions and steps (vocabulary residents use to describe)
+    coverage_weight: float = 0.50
+    evidence_weight: float = 0.0
+    evidence_scale: float = 10.0     # matched weight at which evidence reaches 63% (1 - 1/e)
+    phrase_weight: float = 0.17
+    fuzzy_weight: float = 0.33
+    fuzzy_floor: float = 0.0         # rapidfuzz ratio of unrelated strings; similarity above it counts
     answer_min: float = 55.0         # below: never answer outright
     answer_margin: float = 8.0       # lead over the runner-up needed to answer
     clarify_min: float = 38.0        # below: fall back
@@ -61,13 +67,21 @@ class MatcherSettings:
 
 @dataclass(frozen=True)
 class Phrase:
-    """One indexed phrase: its owner, grams with weights, and its pinyin string for rapidfuzz."""
+    """One short phrase (name or alias): grams with their total weight, for completeness."""
 
-    item: int
-    text: str
     grams: frozenset[str]
     total: float
-    pinyin: str
+
+
+@dataclass(frozen=True)
+class Features:
+    """Per-item evidence, kept separate so the decision (and tuning) can look at each."""
+
+    overlap: float      # weighted share of the question explained by the item (0–1)
+    evidence: float     # matched weight itself, saturated to 0–1: long questions carry more of it
+    phrase: float       # completeness of the best name/alias found in the question (0–1)
+    fuzzy: float        # rapidfuzz similarity of pinyin to the closest phrase (0–1)
+    score: float        # combined, 0–100
 
 
 def units(segment: str) -> list[str]:
@@ -94,6 +108,12 @@ def pinyin_string(segments: Iterable[str]) -> str:
     return " ".join(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
 
 
+def item_fields(item: ServiceItem) -> dict[str, list[str]]:
+    """The texts of an item that questions are compared with, by field."""
+    return {"alias": [item.name, *item.aliases], "question": list(item.questions),
+            "body": [*item.conditions, *item.steps]}
+
+
 class Matcher:
     """An index over items, built once per knowledge snapshot."""
 
@@ -102,22 +122,35 @@ class Matcher:
         self._core = core
         self.ids: tuple[str, ...] = tuple(item.id for item in items)
         self._position = {ident: index for index, ident in enumerate(self.ids)}
-        raw = [(index, text) for index, item in enumerate(items) for text in phrase_texts(item)]
-        cores = [(index, text, core(text)) for index, text in raw]
-        item_grams: list[set[str]] = [set() for _ in items]
-        for index, _, segments in cores:
-            item_grams[index] |= grams_of(segments)
-        self._weights = self._idf(item_grams)
-        self._postings: dict[str, tuple[int, ...]] = _postings(item_grams)
+        field_weight = {"alias": self.settings.alias_field, "question": self.settings.question_field,
+                        "body": self.settings.body_field}
+        item_grams: list[dict[str, float]] = []   # gram -> best field weight, per item
         self._exact: dict[str, set[int]] = defaultdict(set)
+        cores: list[tuple[int, str, tuple[str, ...]]] = []
+        self._pinyin: list[list[str]] = []
+        for index, item in enumerate(items):
+            grams: dict[str, float] = {}
+            pinyins: list[str] = []
+            for name, texts in item_fields(item).items():
+                for text in texts:
+                    segments = core(text)
+                    for gram in grams_of(segments):
+                        grams[gram] = max(grams.get(gram, 0.0), field_weight[name])
+                    if name != "body" and segments:
+                        pinyins.append(pinyin_string(segments))
+                        self._exact["".join(segments)].add(index)
+                    if name == "alias":
+                        cores.append((index, text, segments))
+            item_grams.append(grams)
+            self._pinyin.append(pinyins)
+        self._weights = self._idf([set(g) for g in item_grams])
+        self._item_grams = item_grams
+        self._postings = _postings(item_grams)
         self._phrases: list[list[Phrase]] = [[] for _ in items]
-        for index, text, segments in cores:
+        for index, _, segments in cores:
             grams = frozenset(grams_of(segments))
-            if not grams:
-                continue
-            self._exact["".join(segments)].add(index)
-            phrase = Phrase(index, text, grams, sum(self._weights[g] for g in grams), pinyin_string(segments))
-            self._phrases[index].append(phrase)
+            if grams:
+                self._phrases[index].append(Phrase(grams, sum(self._weights[g] for g in grams)))
 
     def _idf(self, item_grams: list[set[str]]) -> dict[str, float]:
         """IDF per gram, scaled by the gram type's weight."""
@@ -139,8 +172,8 @@ class Matcher:
         rarest = math.log(1 + max(len(self.ids), 1))
         return self._type_weight(gram) * rarest * self.settings.oov_factor
 
-    def scores(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[float, str]]:
-        """(score, id) best first, over the shortlist (or over ``only`` when given)."""
+    def features(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[Features, str]]:
+        """(features, id) best first, over the shortlist (or over ``only`` when given)."""
         segments = self._core(normalized)
         grams = grams_of(segments)
         if not grams:
@@ -150,46 +183,48 @@ class Matcher:
         exact = self._exact.get("".join(segments), set())
         if only is not None:
             shortlist = [self._position[i] for i in only if i in self._position]
-            overlap = {i: sum(weights[g] for g in grams if g in self._item_gram_set(i)) for i in shortlist}
+            overlap = {i: sum(w * self._item_grams[i].get(g, 0.0) for g, w in weights.items()) for i in shortlist}
         else:
             overlap = self._accumulate(weights)
             shortlist = heapq.nlargest(self.settings.shortlist, overlap, key=overlap.__getitem__)
             shortlist.extend(i for i in exact if i not in shortlist)
         query_pinyin = pinyin_string(segments)
-        scored = [(self._score(i, grams, weights, total, overlap.get(i, 0.0), query_pinyin, i in exact), self.ids[i])
-                  for i in shortlist]
-        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        scored = [(self._features(i, grams, weights, total, overlap.get(i, 0.0), query_pinyin, i in exact),
+                   self.ids[i]) for i in shortlist]
+        scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
 
-    def _item_gram_set(self, index: int) -> frozenset[str]:
-        return frozenset().union(*(p.grams for p in self._phrases[index]))
+    def scores(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[float, str]]:
+        """(score, id) best first."""
+        return [(f.score, ident) for f, ident in self.features(normalized, only)]
 
     def _accumulate(self, weights: Mapping[str, float]) -> dict[int, float]:
-        """Sum of matched gram weights per item, touching only the postings of the question's grams."""
+        """Field-weighted sum of matched gram weights per item, touching only the question's postings."""
         overlap: dict[int, float] = defaultdict(float)
         for gram, weight in weights.items():
-            for index in self._postings.get(gram, ()):
-                overlap[index] += weight
+            for index, field_weight in self._postings.get(gram, ()):
+                overlap[index] += weight * field_weight
         return overlap
 
-    def _score(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
-               overlap: float, query_pinyin: str, exact: bool) -> float:
-        """Combine coverage, best-phrase completeness and rapidfuzz similarity into 0–100."""
-        if exact:
-            return 100.0
+    def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
+                  overlap: float, query_pinyin: str, exact: bool) -> Features:
+        """Combine coverage, best-alias completeness and rapidfuzz similarity into 0–100."""
         s = self.settings
-        phrases = self._phrases[index]
         best_phrase = 0.0
-        for phrase in phrases:
+        for phrase in self._phrases[index]:
             shared = sum(weights[g] for g in grams & phrase.grams)
-            completeness = shared / phrase.total if phrase.total else 0.0
-            best_phrase = max(best_phrase, completeness * min(1.0, shared / total * 2))
+            if phrase.total:
+                best_phrase = max(best_phrase, shared / phrase.total)
         fuzzy = 0.0
-        if phrases and query_pinyin:
-            best = process.extractOne(query_pinyin, [p.pinyin for p in phrases], scorer=fuzz.ratio)
+        if self._pinyin[index] and query_pinyin:
+            best = process.extractOne(query_pinyin, self._pinyin[index], scorer=fuzz.ratio)
             fuzzy = best[1] / 100 if best else 0.0
         coverage = overlap / total if total else 0.0
-        return 100 * (s.coverage_weight * coverage + s.phrase_weight * best_phrase + s.fuzzy_weight * fuzzy)
+        evidence = 1 - math.exp(-overlap / s.evidence_scale)
+        fuzzy = max(0.0, fuzzy - s.fuzzy_floor) / (1 - s.fuzzy_floor)
+        score = 100.0 if exact else 100 * (s.coverage_weight * coverage + s.evidence_weight * evidence
+                                           + s.phrase_weight * best_phrase + s.fuzzy_weight * fuzzy)
+        return Features(coverage, evidence, best_phrase, fuzzy, score)
 
     def match(self, normalized: str) -> MatchResult:
         """Decide answer / clarify / fallback for one normalised question."""
@@ -214,14 +249,10 @@ def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResu
     return MatchResult("clarify", None, tuple(close), round(top, 2))
 
 
-def phrase_texts(item: ServiceItem) -> list[str]:
-    """The texts of an item that residents' questions are compared with."""
-    return [item.name, *item.aliases, *item.questions]
-
-
-def _postings(item_grams: list[set[str]]) -> dict[str, tuple[int, ...]]:
-    postings: dict[str, list[int]] = defaultdict(list)
+def _postings(item_grams: list[dict[str, float]]) -> dict[str, tuple[tuple[int, float], ...]]:
+    """gram -> ((item, field weight), ...)."""
+    postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for index, grams in enumerate(item_grams):
-        for gram in grams:
-            postings[gram].append(index)
+        for gram, field_weight in grams.items():
+            postings[gram].append((index, field_weight))
     return {g: tuple(v) for g, v in postings.items()}

@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float),
         sa.Column("error", sa.Text),
         sa.Column("request_id", sa.String(32)),
-        sa.Column("created_at", TS, nullable=False, index=True),
+        sa.Column("created_at", TS, nullable=False),
     )
     op.create_table(
         "residents",

@@ -1,0 +1,171 @@
+"""The knowledge snapshot: items + language data + the index built from them, and ``understand``.
+
+Why a snapshot: reloads build a complete new :class:`Knowledge` and swap one reference, so a message
+is always understood against one consistent version of the files, never half old and half new.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence
+
+from bot.understanding.intentsfile import IntentData
+from bot.understanding.matcher import Matcher, MatcherSettings
+from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, ServiceItem, Understanding
+from bot.understanding.normalize import Normalizer, Replacer, basic
+
+NormFn = Callable[[str], str]
+_FALLBACK = MatchResult("fallback", None, (), 0.0)
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+#: A bare choice: optional 选/要/就, optional 第, a number, optional 个/项/号, optional 吧/嘛/哈.
+_PICK = re.compile(r"^(?:我?(?:选|要|就|是))?(?:第)?(\d{1,2}|[一二两三四五六七八九十])(?:个|项|条|号|种)?(?:吧|嘛|哈|的|那个)?$")
+_LAST = re.compile(r"^(?:我?(?:选|要|就|是))?最后(?:一)?(?:个|项|条|种)?(?:吧|嘛|哈)?$")
+
+
+def parse_pick(normalized: str, count: int | None = None) -> int | None:
+    """1-based choice from a bare pick ("2", "第二个", "选3", "最后一个"); ``None`` otherwise."""
+    text = normalized.replace(" ", "")
+    if count and _LAST.match(text):
+        return count
+    found = _PICK.match(text)
+    if not found:
+        return None
+    token = found.group(1)
+    value = int(token) if token.isdigit() else _CN_DIGITS[token]
+    return value if value >= 1 else None
+
+
+@dataclass(frozen=True)
+class _Phrases:
+    """Compiled phrase sets derived from :class:`IntentData`, in normalised form."""
+
+    stop: Replacer                                 # stop words only (for small-talk checks)
+    strip: Replacer                                # stop words and aspect phrases, in one pass
+    aspects: tuple[tuple[str, str], ...]           # (phrase, aspect), longest first
+    whole: Mapping[str, Replacer]                  # intent -> remover of its phrases
+    contains: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """An immutable snapshot. Build with :meth:`build`; share freely between tasks."""
+
+    items: Mapping[str, ServiceItem]
+    intents: IntentData
+    normalizer: Normalizer = field(repr=False)
+    matcher: Matcher = field(repr=False)
+    _phrases: _Phrases = field(repr=False)
+    version: str = ""
+
+    @classmethod
+    def build(cls, items: Sequence[ServiceItem], intents: IntentData,
+              settings: MatcherSettings | None = None, version: str = "") -> "Knowledge":
+        """Compile the normaliser and the index. Pure; costs a few tens of ms for ~60 items."""
+        normalizer = Normalizer(intents.rewrites, intents.fillers)
+        norm = normalizer.normalize
+        phrases = _compile_phrases(intents, norm)
+        ordered = sorted(items, key=lambda i: i.id)
+
+        def core(text: str) -> tuple[str, ...]:
+            stripped = phrases.strip(norm(text))
+            return tuple(part for part in stripped.split(" ") if part)
+
+        matcher = Matcher(ordered, core, settings)
+        return cls(MappingProxyType({i.id: i for i in ordered}), intents, normalizer, matcher, phrases, version)
+
+    def normalize(self, text: str) -> str:
+        return self.normalizer.normalize(text)
+
+    def match(self, text: str) -> MatchResult:
+        """Match raw text (normalised here) to items."""
+        return self.matcher.match(self.normalize(text))
+
+    def aspect(self, normalized: str) -> tuple[str, bool]:
+        """The aspect asked about, and whether it was explicit.
+
+        Generic materials phrases (要什么) also occur inside other questions (要什么条件), so any other
+        aspect wins over materials; among the others the earliest in the message wins.
+        """
+        found: dict[str, int] = {}
+        for phrase, aspect in self._phrases.aspects:
+            position = normalized.find(phrase)
+            if position >= 0 and position < found.get(aspect, len(normalized) + 1):
+                found[aspect] = position
+        others = {a: p for a, p in found.items() if a != DEFAULT_ASPECT}
+        if others:
+            return min(others, key=lambda a: (others[a], a)), True
+        return (DEFAULT_ASPECT, True) if found else (DEFAULT_ASPECT, False)
+
+    def smalltalk(self, normalized: str, raw: str) -> str | None:
+        """greeting / thanks / help / handoff, or ``None`` when the message is about something else.
+
+        ``contains`` intents (转人工) win wherever the phrase appears; ``whole`` intents only when the
+        message is nothing but their phrases plus stop words ("谢谢你哈" is thanks, "谢谢，低保要啥"
+        is a question). A message that was only fillers (你好, 在吗) is a greeting.
+        """
+        compact = normalized.replace(" ", "")
+        for intent, phrases in self._phrases.contains.items():
+            if any(p in compact for p in phrases):
+                return intent
+        if not compact:
+            return "greeting" if basic(raw).strip() else None
+        for intent, remover in self._phrases.whole.items():
+            removed = remover(normalized)
+            if removed != normalized and not self._phrases.stop(removed).replace(" ", ""):
+                return intent
+        return None
+
+    def understand(self, text: str) -> Understanding:
+        """Intent + aspect + match for one message, each computed independently of the others."""
+        normalized = self.normalize(text)
+        aspect, explicit = self.aspect(normalized)
+        pick = parse_pick(normalized)
+        if pick is not None:
+            return Understanding("pick", aspect, _FALLBACK, pick, normalized, explicit)
+        talk = self.smalltalk(normalized, text)
+        match = self.matcher.match(normalized) if talk in (None, "handoff") else _FALLBACK
+        if talk:
+            return Understanding(talk, aspect, match, None, normalized, explicit)
+        if match.action != "fallback":
+            intent = "faq"
+        else:
+            intent = "aspect" if explicit else "unknown"
+        return Understanding(intent, aspect, match, None, normalized, explicit)
+
+    def pick(self, text: str, candidates: Sequence[str]) -> str | None:
+        """Resolve a reply to a clarify list: "2", "第二个", or a name/alias of one candidate."""
+        if not candidates:
+            return None
+        normalized = self.normalize(text)
+        number = parse_pick(normalized, len(candidates))
+        if number is not None:
+            return candidates[number - 1] if number <= len(candidates) else None
+        scored = self.matcher.scores(normalized, only=candidates)
+        if not scored:
+            return None
+        top, best = scored[0]
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        settings = self.matcher.settings
+        if top >= settings.clarify_min and top - runner_up >= settings.answer_margin / 2:
+            return best
+        return None
+
+
+def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
+    """Normalise every phrase once, so matching compares like with like."""
+    def clean(values: Sequence[str]) -> list[str]:
+        return [n.replace(" ", "") for n in (norm(v) for v in values) if n.strip()]
+
+    aspect_pairs = sorted(((p, a) for a in ASPECTS for p in clean(intents.aspects.get(a, ()))),
+                          key=lambda pair: -len(pair[0]))
+    stop_words = {p: " " for p in clean(intents.stopwords)}
+    stop = Replacer(stop_words)
+    # One pass, longest phrase first, so 能不能 (stop word) is not cut by 能享受 (aspect) or vice versa.
+    strip = Replacer({**stop_words, **{p: " " for p, _ in aspect_pairs}})
+    whole = {name: Replacer({p: " " for p in clean(spec.phrases)})
+             for name, spec in intents.intents.items() if spec.whole}
+    contains = {name: tuple(clean(spec.phrases)) for name, spec in intents.intents.items() if not spec.whole}
+    return _Phrases(stop, strip, tuple(aspect_pairs), MappingProxyType(whole), MappingProxyType(contains))
+
