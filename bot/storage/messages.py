@@ -80,6 +80,29 @@ def _sqlite_value(column: str, value: Any) -> Any:
     return value
 
 
+_PG_TYPES = ("text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "float8", "text", "text",
+             "timestamptz")
+_PG_SELECT = (
+    f"INSERT INTO messages ({','.join(COLUMNS)}) SELECT "
+    + ",".join(f"u.c{i}::json" if col == "replies" else f"u.c{i}" for i, col in enumerate(COLUMNS))
+    + " FROM unnest(" + ",".join(f"${i + 1}::{t}[]" for i, t in enumerate(_PG_TYPES)) + ") AS u("
+    + ",".join(f"c{i}" for i in range(len(COLUMNS))) + ") ON CONFLICT (dedup_key) DO NOTHING"
+)
+_PG_CLAIM = _PG_SELECT + " RETURNING dedup_key"
+_PG_INSERT = _PG_SELECT
+
+
+def _pg_columns(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Row dicts → one list per column, JSON as text (cast in SQL)."""
+    out: list[list[Any]] = []
+    for col in COLUMNS:
+        if col == "replies":
+            out.append([None if r.get(col) is None else json.dumps(r[col], ensure_ascii=False) for r in rows])
+        else:
+            out.append([r.get(col) for r in rows])
+    return out
+
+
 class BatchWriter:
     """Writes one batch (claims + plain rows) in one transaction; returns the claimed keys won.
 
@@ -103,9 +126,27 @@ class BatchWriter:
             flat_rows = [tuple(_sqlite_value(c, r.get(c)) for c in COLUMNS) for r in rows]
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._write_sqlite, flat_claims, flat_rows)
+        if self._engine.dialect.name == "postgresql" and self._engine.dialect.driver == "asyncpg":
+            return await self._write_asyncpg(claims, rows)
         async with self._engine.begin() as conn:
             won = await insert_claims(conn, claims)
             await insert_rows(conn, rows)
+        return won
+
+    async def _write_asyncpg(self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> set[str]:
+        """One prepared ``INSERT … SELECT FROM unnest(arrays)`` per kind, whatever the batch size.
+
+        SQLAlchemy would expand a batch into a multi-VALUES statement per distinct size and process
+        every parameter in Python on the event loop; column arrays keep that work in asyncpg's C codecs.
+        """
+        async with self._engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            async with raw.transaction():
+                won: set[str] = set()
+                if claims:
+                    won = {r[0] for r in await raw.fetch(_PG_CLAIM, *_pg_columns(claims))}
+                if rows:
+                    await raw.execute(_PG_INSERT, *_pg_columns(rows))
         return won
 
     def _claim_sql(self, n: int) -> str:

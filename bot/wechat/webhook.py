@@ -15,12 +15,13 @@ messages through the outbox — the aiogram ``feed_webhook_update`` pattern.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import secrets
 import time
-import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 from aiohttp import web
@@ -43,6 +44,15 @@ from bot.wechat.codec import (
 log = logging.getLogger(__name__)
 
 SORRY = "抱歉，系统正忙，请稍后再试。如有急事请拨打社区电话。"
+
+
+_PROCESS_TAG = f"{os.getpid() & 0xFFFF:04x}{secrets.randbits(16):04x}"
+_request_numbers = itertools.count(1)
+
+
+def next_request_id() -> str:
+    """Unique per process and cheap (uuid4 costs a urandom call per request)."""
+    return f"{_PROCESS_TAG}{next(_request_numbers):x}"
 
 
 class JournalPort(Protocol):
@@ -72,7 +82,15 @@ class Outcome:
 
 
 def serialize(replies: Sequence[Reply]) -> list[dict[str, Any]]:
-    return [{"type": "news" if isinstance(r, NewsReply) else "text", **asdict(r)} for r in replies]
+    """Replies as JSON-able dicts (stored so a retry can be answered with the very same reply)."""
+    out: list[dict[str, Any]] = []
+    for r in replies:
+        if isinstance(r, TextReply):
+            out.append({"type": "text", "text": r.text})
+        else:
+            out.append({"type": "news", "title": r.title, "description": r.description, "url": r.url,
+                        "picurl": r.picurl})
+    return out
 
 
 def deserialize(data: list[dict[str, Any]] | None) -> list[Reply]:
@@ -132,7 +150,7 @@ class Gateway:
         return web.Response(text=q.get("echostr", ""))
 
     async def receive(self, request: web.Request) -> web.Response:
-        rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+        rid = request.headers.get("X-Request-Id") or next_request_id()
         request_id.set(rid)
         started = time.perf_counter()
         limit = self._cfg.max_body_bytes
@@ -207,8 +225,8 @@ class Gateway:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._remember(key, future)
         try:
-            claim = self._journal.claim(self._inbound_row(event, rid))
-            first = await asyncio.wait_for(claim, min(self._remaining(started), 1.5))
+            async with asyncio.timeout(min(self._remaining(started), 1.5)):
+                first = await self._journal.claim(self._inbound_row(event, rid))
         except Exception:  # noqa: BLE001 - database trouble must not cost the resident an answer
             log.warning("webhook: dedup claim unavailable, answering with in-process dedup only")
             first = True
@@ -221,15 +239,17 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._remaining(started))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._remaining(started)):
+                return await asyncio.shield(future)
+        except TimeoutError:
             log.info("webhook: deadline passed, answering success and delivering later")
             return Outcome(None, "late")
 
     async def _await_known(self, known: asyncio.Future[Outcome], started: float) -> Outcome:
         try:
-            return await asyncio.wait_for(asyncio.shield(known), self._remaining(started))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._remaining(started)):
+                return await asyncio.shield(known)
+        except TimeoutError:
             return Outcome(None, "late")
 
     async def _stored_outcome(self, key: str, started: float) -> Outcome:
