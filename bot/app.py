@@ -8,9 +8,11 @@ the same wiring without an HTTP server.
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
@@ -51,6 +53,10 @@ class Services:
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
     outbound: Any = None  # bot.services.sender.Outbound (WeChat API + outbox sender), None if off
+    tickets: Any = None  # bot.services.tickets.Tickets (工单 for grid workers, issue 4)
+    knowledge: Any = None  # bot.understanding.loader.KnowledgeHolder (faq/ + intents/, hot reload)
+    reviews: Any = None  # bot.services.unmatched.ReviewQueue (unmatched questions, 转人工 hand-offs)
+    notices: Any = None  # bot.services.notices.NoticeService (notices, subscriptions, sign-ups)
 
     async def close(self) -> None:
         for task in self.background:
@@ -66,7 +72,29 @@ class Services:
             result = closer()
             if asyncio.iscoroutine(result):
                 await result
+        await _cancel_leftover_tasks()
         await self.engine.dispose()
+
+
+async def _cancel_leftover_tasks(timeout: float = 5.0) -> None:
+    """Cancel and await tasks our code (or APScheduler on its behalf) still runs at shutdown.
+
+    A scheduler job or a background write cut off mid-query after the engine is disposed can leave
+    the event loop unable to close (seen as a hang at the end of a test). Whatever a feature forgot
+    to stop is stopped here, before the engine goes away.
+    """
+    current = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done() and _ours(t)]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        await asyncio.wait(leftovers, timeout=timeout)
+
+
+def _ours(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    filename = code.co_filename if code else ""
+    return f"{os.sep}bot{os.sep}" in filename or f"{os.sep}apscheduler{os.sep}" in filename
 
 
 def routers(services_residents: Residents, extra: list[Router]) -> list[Router]:
@@ -81,9 +109,29 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     journal.start()
     outbox = Outbox(engine)
     residents = Residents(engine)
-    conversations = ConversationStore(engine)
+    conversations = ConversationStore(engine, journal, authoritative_cache=config.server.workers == 1)
     pages = PageStore(engine)
-    dispatcher = Dispatcher(routers(residents, []), state=conversations)
+    # --- faq dialogue (bot/handlers/faq.py): knowledge with hot reload, review queue, faq router ---
+    from bot.handlers.faq import faq_router
+    from bot.services.unmatched import ReviewQueue
+    from bot.understanding.loader import KnowledgeHolder
+
+    knowledge = await asyncio.to_thread(KnowledgeHolder, config.app.faq_dir, config.app.intents_dir,
+                                        config.app.catalog_file or None)
+    reviews = ReviewQueue(engine)
+    feature_routers: list[Router] = [faq_router(knowledge, reviews)]
+    # --- notices (bot/handlers/notices.py): 订阅/退订/报名/社区活动/公示, before the FAQ ---
+    from bot.handlers.notices import notices_router
+    from bot.services.announcements import Announcements
+    from bot.services.notices import setup_notices
+
+    notices = setup_notices(config, engine, outbox, clock)
+    feature_routers.insert(0, notices_router(notices, Announcements(engine)))
+    # --- end notices ---
+    # The dispatcher shares the app's clock, so tests can move time (context expiry) for the whole app.
+    dispatcher = Dispatcher(routers(residents, feature_routers), state=conversations,
+                            clock=lambda: datetime.fromtimestamp(clock(), timezone.utc))
+    # --- end faq dialogue ---
     gateway = Gateway(config.wechat, dispatcher, journal, outbox, pages, clock=clock)
     services = Services(
         config=config,
@@ -96,10 +144,23 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
         dispatcher=dispatcher,
         gateway=gateway,
     )
+    services.knowledge, services.reviews = knowledge, reviews  # faq dialogue
+    services.notices = notices  # notices (scheduler started in worker 0 by build_app)
+    services.background.append(asyncio.create_task(knowledge.watch(config.app.reload_interval)))
     # --- outbound: WeChat API + outbox sender (bot/services/sender.py) ---
     from bot.services.sender import setup_outbound
 
     services.outbound = setup_outbound(services)
+    # --- tickets (issue 4): bot/services/tickets.py + bot/handlers/tickets.py ---
+    from bot.handlers.tickets import grid_scene_router, tickets_router
+    from bot.services.tickets import setup_tickets
+
+    services.tickets = setup_tickets(services, clock)
+    # grid poster scans first (records the grid, returns None: account_router still answers);
+    # the tickets router right after account_router, before the feature routers (notices, faq).
+    dispatcher.routers.insert(0, grid_scene_router(services.tickets))
+    dispatcher.routers.insert(2, tickets_router(services.tickets))
+    # --- end tickets ---
     return services
 
 
@@ -116,8 +177,11 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["database"] = f"down: {type(exc).__name__}"
+    items = len(services.knowledge.current.items) if services.knowledge is not None else 0  # faq dialogue
+    checks["faq"] = "ok" if items else "no items loaded"
     healthy = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "degraded", **checks, "faq_items": items}
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 def build_app(config: Config, clock: Callable[[], float] = time.time, worker: int = 0) -> web.Application:
@@ -130,6 +194,10 @@ def build_app(config: Config, clock: Callable[[], float] = time.time, worker: in
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         services = await build_services(config, clock=clock)
         app[SERVICES] = services
+        # --- notices: wake this worker's sender on queued notices; the scheduler runs in worker 0 ---
+        from bot.services.notices import start_notices
+
+        start_notices(services, worker)
         yield
         await services.close()
 
@@ -145,4 +213,8 @@ def build_app(config: Config, clock: Callable[[], float] = time.time, worker: in
 
     setup_simulator(app, config, WEBHOOK_PATH)
     # --- end simulator ---
+    # --- tickets: the grid worker's signed mobile ticket page (bot/web/tickets_page.py) ---
+    from bot.web.tickets_page import setup_ticket_pages
+
+    setup_ticket_pages(app, lambda request: request.app[SERVICES].tickets)
     return app

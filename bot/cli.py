@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "bot.commands.chat",
     "bot.commands.menu",
     "bot.understanding.commands",
+    "bot.commands.faq_review",  # after bot.understanding.commands: adds to its ``faq`` command
     "bot.commands.tickets",
     "bot.commands.notices",
 )

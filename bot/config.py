@@ -92,6 +92,56 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class TicketsConfig:
+    """Tickets for grid workers (issue 4): time limits, links to the worker's ticket page, templates."""
+
+    link_secret: str = secret()  # HMAC key of ticket-page links; empty = derived from wechat.token/app_secret
+    link_ttl_hours: int = 72
+    dedup_seconds: int = 600
+    accept_minutes: int = 30  # working minutes to accept (签收)
+    proxy_done_workdays: int = 2
+    report_done_hours: int = 24
+    human_done_hours: int = 4
+    warn_ratio: float = 0.8  # the reminder goes out at this share of the time allowed
+    work_start: str = "08:30"
+    work_end: str = "17:30"
+    timer_poll_seconds: float = 30.0
+    assign_template_id: str = ""  # empty: customer-service text instead of a template message
+    progress_template_id: str = ""
+    escalate_template_id: str = ""
+    invite_ttl_hours: int = 72
+    media_dir: str = ""  # empty: <app.data_dir>/ticket-media
+    nearby_meters: float = 300.0
+    nearby_days: int = 14
+
+
+@dataclass(frozen=True)
+class NoticesConfig:
+    """Scheduled community notices (bot/services/notices.py). Maps are "key=value; key=value" strings
+    because config values are scalars (one type per key, overridable by one environment variable)."""
+
+    dir: str = "notices"
+    announcements_dir: str = "announcements"
+    categories: str = "平安巡防,人居环境整治,义诊,志愿服务,政策宣传,停水停电"
+    urgent_categories: str = "停水停电"
+    default_categories: str = ""
+    quiet_start: str = "21:00"
+    quiet_end: str = "08:00"
+    evening_time: str = "19:00"
+    grace_minutes: int = 60
+    send_rate: float = 20.0
+    daily_cap: int = 0
+    chunk_size: int = 500
+    tick_seconds: float = 30.0
+    lease_seconds: float = 120.0
+    custom_window_hours: float = 48.0
+    channels: str = "停水停电=template"
+    default_channel: str = "custom"
+    template_ids: str = ""
+    scheduler: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     wechat: WeChatConfig = field(default_factory=WeChatConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -100,6 +150,8 @@ class Config:
     app: AppConfig = field(default_factory=AppConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    notices: NoticesConfig = field(default_factory=NoticesConfig)  # issue 5: notices
+    tickets: TicketsConfig = field(default_factory=TicketsConfig)  # issue 4
 
     @property
     def sandbox_mode(self) -> bool:

@@ -158,10 +158,14 @@ class ChatSession:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    async def skip_history(self) -> None:
-        """Start after the newest message already recorded, so old conversations are not replayed."""
+    async def skip_history(self) -> bool:
+        """Start after the newest message already recorded, so old conversations are not replayed.
+
+        Returns whether the mock's record is reachable at all (not when talking to a real account).
+        """
         data = await self.inbox.fetch(self.openid, 0)
         self.cursor = max((m["id"] for m in data["messages"]), default=0)
+        return bool(data["available"])
 
     async def pull_messages(self) -> int:
         """Print customer-service messages that arrived since the last look; how many there were."""
@@ -228,7 +232,8 @@ async def _poll_forever(session: ChatSession, interval: float) -> None:
 
 async def converse(session: ChatSession, stdin: TextIO, poll: float, linger: float) -> None:
     """The read–send–print loop; afterwards wait ``linger`` seconds for late customer-service messages."""
-    await session.skip_history()
+    if not await session.skip_history():
+        print("chat: 看不到客服消息（没有模拟微信接口），只显示被动回复。", file=sys.stderr, flush=True)
     lines = _stdin_lines(asyncio.get_running_loop(), stdin)
     poller = asyncio.create_task(_poll_forever(session, poll))
     try:
@@ -283,10 +288,10 @@ async def local_bot(config: Config, sock: socket.socket) -> AsyncIterator[str]:
 
 
 def local_config(config: Config, port: int) -> Config:
-    """The configured app, forced into sandbox on a loopback port with the in-app mock WeChat API.
+    """The configured (sandbox) app on a loopback port, with the mock WeChat API mounted inside it.
 
-    The API base is cleared on purpose: a terminal chat must never reach the real WeChat API, even
-    when the config file is a production one.
+    The API base is cleared on purpose: whatever the file says, a terminal chat never reaches the
+    real WeChat API.
     """
     from bot.sandbox.launcher import sandbox_config
 
@@ -327,6 +332,12 @@ def _cmd(args: argparse.Namespace) -> int:
         base, webhook = _split_url(args.url)
         asyncio.run(_run(config, base, webhook, args, sys.stdin, sys.stdout))
         return 0
+    if not config.sandbox_mode:
+        # The in-process app runs an outbox sender pointed at the mock: on a production database it
+        # would "deliver" residents' real pending messages to the mock. Talk to the real server instead.
+        print("chat: 当前配置不是沙箱，不能在本进程启动机器人（会占用正式库的待发消息）。"
+              "请用 --url 连接正在运行的服务，或用沙箱配置。", file=sys.stderr)
+        return 2
     from bot.storage.migrate import upgrade
 
     upgrade(config.database.url)

@@ -48,6 +48,9 @@ class Journal:
         self._max_buffer = max_buffer
         self._claims: list[_Claim] = []
         self._rows: list[dict[str, Any]] = []
+        # Conversation-state upserts, coalesced per resident (only the newest state matters).
+        self._states: dict[str, queries.StateRow] = {}
+        self._state_waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -76,6 +79,18 @@ class Journal:
             return
         self._rows.append(row)
         self._kick()
+
+    async def save_state(self, row: queries.StateRow) -> None:
+        """Queue a conversation-state upsert and wait until it is committed (or kept for retry).
+
+        Waiting keeps the state durable before the reply leaves, so a resident's next message is
+        read correctly by any worker; the group commit keeps that cheap.
+        """
+        self._states[row[0]] = row
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._state_waiters.append(future)
+        self._kick()
+        await future
 
     def _rows_fit(self) -> bool:
         return len(self._rows) + len(self._claims) < self._max_buffer
@@ -108,7 +123,7 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
-        while self._claims or self._rows or not self._idle.is_set():
+        while self._claims or self._rows or self._states or not self._idle.is_set():
             self._wake.set()
             await asyncio.sleep(0.005)
 
@@ -117,27 +132,34 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._claims or self._rows:
+            while self._claims or self._rows or self._states:
                 claims = self._claims[: self._max_batch]
                 del self._claims[: len(claims)]
                 rows = self._rows[: self._max_batch * 2]
                 del self._rows[: len(rows)]
-                ok = await self._write(claims, rows)
+                states, self._states = self._states, {}
+                waiters, self._state_waiters = self._state_waiters, []
+                ok = await self._write(claims, rows, list(states.values()))
+                for waiter in waiters:  # a failed state write is retried below; nobody is blocked by it
+                    if not waiter.done():
+                        waiter.set_result(None)
                 if ok:
                     backoff = 0.05
                     continue
                 self._rows[:0] = rows
+                for openid, row in states.items():
+                    self._states.setdefault(openid, row)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             self._idle.set()
 
-    async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]]) -> bool:
+    async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]], states: list[queries.StateRow]) -> bool:
         """One transaction for the batch. On failure, claims are failed and their rows kept."""
         unique: dict[str, _Claim] = {}
         for c in claims:
             unique.setdefault(c.row["dedup_key"], c)
         try:
-            won = await self._writer.write([c.row for c in unique.values()], rows)
+            won = await self._writer.write([c.row for c in unique.values()], rows, states)
         except Exception as exc:  # noqa: BLE001 - any database failure is handled the same way
             if self._failing_since is None:
                 self._failing_since = asyncio.get_running_loop().time()

@@ -35,6 +35,9 @@ class Outbox:
     def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow) -> None:
         self._engine = engine
         self._clock = clock
+        # Called after new rows were queued (the sender's wake-up), so a late reply does not wait
+        # for the sender's next poll.
+        self.listeners: list[Callable[[], None]] = []
 
     def _insert(self, dialect: str) -> Any:
         return (postgresql.insert(T) if dialect == "postgresql" else sqlite.insert(T)).on_conflict_do_nothing(
@@ -60,7 +63,11 @@ class Outbox:
         ]
         async with self._engine.begin() as conn:
             result = await conn.execute(self._insert(conn.dialect.name).returning(T.c.id), full)
-            return len(result.all())
+            added = len(result.all())
+        if added:
+            for listener in self.listeners:
+                listener()
+        return added
 
     async def enqueue(
         self,

@@ -179,7 +179,13 @@ class OutboxSender:
             if self._clock() >= row["lease_until"] - timedelta(seconds=5):
                 await self._release(group[i:], None)  # lease nearly gone: another sender may take them
                 return
-            outcome = await self._send_one(row)
+            try:
+                outcome = await self._send_one(row)
+            except asyncio.CancelledError:
+                # Shutting down: hand back the rows not yet tried so a restart need not wait for the
+                # lease. The row in flight keeps its lease — it may have reached WeChat already.
+                await self._release(group[i + 1:], None)
+                raise
             if outcome.status == "retry":
                 await self._release(group[i + 1:], outcome.next_at)
                 return
@@ -260,7 +266,8 @@ def setup_outbound(services: Any, start: bool = True) -> Outbound | None:
         return None
     api = build_wechat_api(config, services.engine)
     rate = config.outbox.rate_per_second / max(1, config.server.workers)
-    sender = OutboxSender(services.engine, api, config.outbox, rate_per_second=rate)
+    lease = 2 * config.outbox.batch_size / rate + 4 * config.wechat.api_timeout + 10 if rate > 0 else None
+    sender = OutboxSender(services.engine, api, config.outbox, rate_per_second=rate, lease_seconds=lease)
     services.closers.append(api.close)
     if start:
         services.background.append(sender.start())

@@ -1,44 +1,63 @@
-"""Conversation state per resident (``conversation_state``): the dispatcher's StateStore."""
+"""Conversation state per resident (``conversation_state``): the dispatcher's StateStore.
+
+Writes go through the journal's group commit (one transaction for many residents' updates).
+Reads go to the database, except in a single-process deployment, where this process sees every
+write and can serve reads from its own cache (``authoritative_cache``); with several worker
+processes a resident's next message may land on another worker, so the cache is not used.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import as_utc
+from bot.services.journal import Journal
 from bot.storage.models import ConversationState
 
 T = ConversationState.__table__
 
 
 class ConversationStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, journal: Journal, authoritative_cache: bool = False,
+                 cache_size: int = 100_000) -> None:
         self._engine = engine
+        self._journal = journal
+        self._cache_on = authoritative_cache
+        self._cache: OrderedDict[str, tuple[dict[str, Any], datetime]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _remember(self, openid: str, state: dict[str, Any], expires_at: datetime) -> None:
+        if not self._cache_on:
+            return
+        self._cache[openid] = (state, expires_at)
+        self._cache.move_to_end(openid)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def load(self, openid: str, now: datetime) -> dict[str, Any]:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(T.c.state, T.c.expires_at).where(T.c.openid == openid))).first()
-        if row is None or as_utc(row[1]) <= now:  # type: ignore[operator]
-            return {}
-        return dict(row[0] or {})
+        cached = self._cache.get(openid) if self._cache_on else None
+        if cached is None:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(T.c.state, T.c.expires_at).where(T.c.openid == openid))).first()
+            if row is None:
+                return {}
+            cached = (dict(row[0] or {}), as_utc(row[1]))  # type: ignore[assignment]
+            self._remember(openid, *cached)  # type: ignore[arg-type]
+        state, expires_at = cached
+        return dict(state) if expires_at > now else {}
 
     async def save(self, openid: str, state: dict[str, Any], expires_at: datetime, now: datetime) -> None:
-        async with self._engine.begin() as conn:
-            ins = (postgresql.insert(T) if conn.dialect.name == "postgresql" else sqlite.insert(T)).values(
-                openid=openid, state=state, expires_at=expires_at, updated_at=now
-            )
-            await conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=["openid"],
-                    set_={"state": ins.excluded.state, "expires_at": ins.excluded.expires_at,
-                          "updated_at": ins.excluded.updated_at},
-                )
-            )
+        self._remember(openid, dict(state), expires_at)
+        await self._journal.save_state((openid, dict(state), expires_at, now))
 
     async def clear(self, openid: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(delete(T).where(T.c.openid == openid))
+        """An empty state that is already expired: cheaper than a DELETE through the group commit."""
+        from datetime import timezone
+
+        epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
+        await self.save(openid, {}, epoch, epoch)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import select
@@ -89,6 +89,34 @@ _PG_SELECT = (
     + ",".join(f"c{i}" for i in range(len(COLUMNS))) + ") ON CONFLICT (dedup_key) DO NOTHING"
 )
 _PG_CLAIM = _PG_SELECT + " RETURNING dedup_key"
+_STATE_UPSERT = (
+    "INSERT INTO conversation_state (openid, state, expires_at, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (openid) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at, "
+    "updated_at = excluded.updated_at"
+)
+_PG_STATES = (
+    "INSERT INTO conversation_state (openid, state, expires_at, updated_at) "
+    "SELECT u.o, u.s::json, u.e, u.u FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) "
+    "AS u(o, s, e, u) ON CONFLICT (openid) DO UPDATE SET state = excluded.state, "
+    "expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+)
+#: (openid, state, expires_at, updated_at)
+StateRow = tuple[str, dict[str, Any], datetime, datetime]
+
+
+async def upsert_states(conn: AsyncConnection, states: Sequence[StateRow]) -> None:
+    """Portable fallback for the conversation-state upserts of a batch."""
+    if not states:
+        return
+    from bot.storage.models import ConversationState
+
+    table = ConversationState.__table__
+    ins = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+    stmt = ins.on_conflict_do_update(
+        index_elements=["openid"],
+        set_={"state": ins.excluded.state, "expires_at": ins.excluded.expires_at, "updated_at": ins.excluded.updated_at},
+    )
+    await conn.execute(stmt, [{"openid": o, "state": st, "expires_at": e, "updated_at": u} for o, st, e, u in states])
 _PG_INSERT = _PG_SELECT
 
 
@@ -120,20 +148,28 @@ class BatchWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal") if sqlite_path else None
         self._sql_cache: dict[int, str] = {}
 
-    async def write(self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> set[str]:
+    async def write(
+        self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow] = ()
+    ) -> set[str]:
+        """Claims, log rows and conversation-state upserts, all in one transaction."""
         if self._executor is not None:
             flat_claims = [tuple(_sqlite_value(c, r.get(c)) for c in COLUMNS) for r in claims]
             flat_rows = [tuple(_sqlite_value(c, r.get(c)) for c in COLUMNS) for r in rows]
+            flat_states = [(o, json.dumps(st, ensure_ascii=False), _sqlite_value("created_at", e),
+                            _sqlite_value("created_at", u)) for o, st, e, u in states]
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._write_sqlite, flat_claims, flat_rows)
+            return await loop.run_in_executor(self._executor, self._write_sqlite, flat_claims, flat_rows, flat_states)
         if self._engine.dialect.name == "postgresql" and self._engine.dialect.driver == "asyncpg":
-            return await self._write_asyncpg(claims, rows)
+            return await self._write_asyncpg(claims, rows, states)
         async with self._engine.begin() as conn:
             won = await insert_claims(conn, claims)
             await insert_rows(conn, rows)
+            await upsert_states(conn, states)
         return won
 
-    async def _write_asyncpg(self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> set[str]:
+    async def _write_asyncpg(
+        self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow]
+    ) -> set[str]:
         """One prepared ``INSERT … SELECT FROM unnest(arrays)`` per kind, whatever the batch size.
 
         SQLAlchemy would expand a batch into a multi-VALUES statement per distinct size and process
@@ -147,6 +183,10 @@ class BatchWriter:
                     won = {r[0] for r in await raw.fetch(_PG_CLAIM, *_pg_columns(claims))}
                 if rows:
                     await raw.execute(_PG_INSERT, *_pg_columns(rows))
+                if states:
+                    await raw.execute(_PG_STATES, [s[0] for s in states],
+                                      [json.dumps(s[1], ensure_ascii=False) for s in states],
+                                      [s[2] for s in states], [s[3] for s in states])
         return won
 
     def _claim_sql(self, n: int) -> str:
@@ -167,7 +207,9 @@ class BatchWriter:
             self._conn = conn
         return self._conn
 
-    def _write_sqlite(self, claims: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]) -> set[str]:
+    def _write_sqlite(
+        self, claims: list[tuple[Any, ...]], rows: list[tuple[Any, ...]], states: list[tuple[Any, ...]]
+    ) -> set[str]:
         conn = self._connect()
         won: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
@@ -180,6 +222,8 @@ class BatchWriter:
                 conn.executemany(
                     f"INSERT INTO messages ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})", rows
                 )
+            if states:
+                conn.executemany(_STATE_UPSERT, states)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

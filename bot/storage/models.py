@@ -146,3 +146,321 @@ class ReplyPage(Base):
     openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     remainder: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- dialogue (faq conversation): unmatched questions and 转人工 hand-offs (migration 0003) ---
+
+
+class UnmatchedQuestion(Base):
+    """A question the bot could not answer, kept for admins to review and turn into FAQ questions.
+
+    ``text`` is stored with phone and ID numbers masked: the review screen never needs them.
+    """
+
+    __tablename__ = "unmatched_questions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str] = mapped_column(Text, default="")
+    candidates: Mapped[list] = mapped_column(JSON)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    knowledge_version: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Handoff(Base):
+    """A resident asked for a person (转人工): open until staff mark it done."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    item: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open / done
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_handoffs_status_created", "status", "created_at"),)
+
+
+# --- notices, subscriptions, sign-ups, announcements (issue 5; bot/storage/notices.py) ---------
+
+
+class Notice(Base):
+    """A community notice or activity as defined in ``notices/<id>.toml`` (the file is the source).
+
+    ``taken`` counts confirmed sign-ups: the conditional ``UPDATE … WHERE taken < capacity`` on this
+    row is what keeps capacity under concurrent 报名.
+    """
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    place: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[dict] = mapped_column(JSON)
+    push: Mapped[dict] = mapped_column(JSON)  # {"at": [rules], "until": ISO UTC or None}
+    repeat: Mapped[str | None] = mapped_column(String(64))
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    taken: Mapped[int] = mapped_column(Integer, default=0)
+    link: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="published")  # published / cancelled
+    source: Mapped[str] = mapped_column(String(300), default="")
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NoticePush(Base):
+    """One scheduled push of a notice (publish, evening before, hour before, one repeat occurrence).
+
+    This table *is* the persistent job store: a scheduler tick claims due rows under a lease, so two
+    scheduler processes never fan out the same push at once; ``cursor`` (the last openid queued) lets a
+    fan-out resume after a crash, and the outbox's idempotency keys make the resumed chunk harmless.
+    """
+
+    __tablename__ = "notice_pushes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(String(64), index=True)
+    push_key: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    original_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled/running/done/missed/cancelled
+    cursor: Mapped[str | None] = mapped_column(String(64))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ux_notice_pushes_key", "notice_id", "push_key", unique=True),
+        Index("ix_notice_pushes_due", "status", "due_at"),
+    )
+
+
+class NoticeSubscription(Base):
+    """A resident's explicit choice for one category (订阅 = True, 退订 = False)."""
+
+    __tablename__ = "notice_subscriptions"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_notice_subscriptions_category", "category", "subscribed"),)
+
+
+class NoticeSkip(Base):
+    """A targeted resident who was not queued for a push, and why (opted out, no channel, …)."""
+
+    __tablename__ = "notice_skips"
+
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    push_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NoticeSignup(Base):
+    """报名: confirmed within capacity, else on the waiting list (in ``id`` order)."""
+
+    __tablename__ = "notice_signups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(String(64))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # confirmed / waiting / cancelled
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ux_notice_signups", "notice_id", "openid", unique=True),)
+
+
+class NoticeResidentTag(Base):
+    """Audience tags (老年人, 残疾人, 志愿者 …) a resident carries, for notices aimed at a tag."""
+
+    __tablename__ = "notice_resident_tags"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class NoticeDailyCount(Base):
+    """Notice messages queued per local day: the daily cap is checked against this."""
+
+    __tablename__ = "notice_daily_counts"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Announcement(Base):
+    """公示 (社区开支, 工程项目, 好人好事 …) as defined in ``announcements/<id>.toml``."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    published_on: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, local date
+    summary: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(300), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- tickets (issue 4): grids, grid workers, residents' grid, invite codes, tickets, audit, timers ---
+
+
+class Grid(Base):
+    """A 网格: the 小区/楼栋 it covers (matched against addresses and offered in chat), an optional
+    boundary polygon (``[[lat, lon], …]``) for residents who send a location, its worker and backup."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    areas: Mapped[list] = mapped_column(JSON)
+    polygon: Mapped[list | None] = mapped_column(JSON)
+    worker_id: Mapped[int | None] = mapped_column(Integer)
+    backup_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GridWorker(Base):
+    """A 网格员 (role worker), a community admin (role admin: 督办, 退单, 延期) or the duty desk (role duty).
+
+    Identified by phone in the import file; ``openid`` is set when they bind with an invite code."""
+
+    __tablename__ = "grid_workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    role: Mapped[str] = mapped_column(String(8), default="worker")
+    openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    on_leave: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResidentGrid(Base):
+    """Which grid a resident belongs to (and how we learnt it), plus the address and phone they last
+    confirmed for a 代办, so the next form can offer them again."""
+
+    __tablename__ = "resident_grids"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grid_id: Mapped[str | None] = mapped_column(String(32))
+    via: Mapped[str | None] = mapped_column(String(16))  # scan / location / chat / address
+    address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerInvite(Base):
+    """A one-time code an admin hands to a worker; only its SHA-256 is stored."""
+
+    __tablename__ = "worker_invites"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Ticket(Base):
+    """One 工单: 代办 (proxy), 报事 (report) or 转人工 (human), with its lifecycle columns.
+
+    ``status`` only ever changes through a conditional UPDATE (``WHERE status IN …``), which is what
+    makes two workers accepting at once safe: exactly one UPDATE matches."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    openid: Mapped[str] = mapped_column(String(64))
+    grid_id: Mapped[str | None] = mapped_column(String(32))
+    worker_id: Mapped[int | None] = mapped_column(Integer)
+    item_id: Mapped[str | None] = mapped_column(String(64))
+    item_name: Mapped[str | None] = mapped_column(String(64))
+    checklist: Mapped[list | None] = mapped_column(JSON)
+    content: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    time_window: Mapped[str | None] = mapped_column(String(64))
+    media: Mapped[list | None] = mapped_column(JSON)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[str | None] = mapped_column(String(8))
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    extension: Mapped[str | None] = mapped_column(String(16))  # requested / approved / refused
+    extension_hours: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accept_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_tickets_worker_open", "worker_id", "status", "created_at"),
+        Index("ix_tickets_openid", "openid", "created_at"),
+        Index("ix_tickets_fingerprint", "fingerprint", "created_at"),
+        Index("ix_tickets_grid_status", "grid_id", "kind", "status", "created_at"),
+    )
+
+
+class TicketEvent(Base):
+    """The audit trail: who did what to which ticket, when, with which note (never edited)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict | None] = mapped_column(JSON)
+
+
+class TicketTimer(Base):
+    """A due reminder or 督办 escalation. Rows in the database are what makes timers survive restarts;
+    a poller (driven by APScheduler) claims due rows with a conditional UPDATE, so each fires once."""
+
+    __tablename__ = "ticket_timers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # accept_warn / accept_due / done_warn / done_due
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(12), default="waiting")  # waiting / fired / cancelled
+
+    __table_args__ = (Index("ix_ticket_timers_due", "state", "due_at"),)
+
+
+class TicketFollower(Base):
+    """A resident who said "我也遇到了" to an open report: told when it is fixed."""
+
+    __tablename__ = "ticket_followers"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -55,10 +55,15 @@ async def claim_due(conn: AsyncConnection, owner: str, now: datetime, lease_unti
     if ids is not None:
         pick = pick.where(c.c.id.in_(list(ids)))
     if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True, of=c)
+        # A CTE, not ``id IN (subquery)``: PostgreSQL may re-run a locking subquery per outer row, and
+        # each re-run skips the rows it has just locked itself — the LIMIT would then mean nothing.
+        picked = pick.with_for_update(skip_locked=True, of=c).cte("picked")
+        chosen: Any = T.c.id == picked.c.id
+    else:
+        chosen = T.c.id.in_(pick.scalar_subquery())  # SQLite: one statement under the write lock
     stmt = (
         update(T)
-        .where(T.c.id.in_(pick.scalar_subquery()), T.c.status == "pending", _lease_free(T, now))
+        .where(chosen, T.c.status == "pending", _lease_free(T, now))
         .values(lease_owner=owner, lease_until=lease_until)
         .returning(*T.c)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from bot.understanding.catalog import CatalogEntry
 from bot.understanding.model import DEPARTMENTS, MATERIAL_FORMS, Material, Problem, ServiceItem, Where
@@ -90,7 +90,7 @@ def check_table(doc: TomlDocument, table: Mapping[str, Any], schema: Mapping[str
         path = (*prefix, key)
         if key not in table:
             if spec.required:
-                problems.append(Problem(doc.name, doc.locator.line_of(prefix) if prefix else None,
+                problems.append(Problem(doc.name, _missing_line(doc, table, schema, prefix, key),
                                         dotted(path), f"缺少必填字段 “{dotted(path)}”"))
             continue
         value = table[key]
@@ -99,6 +99,21 @@ def check_table(doc: TomlDocument, table: Mapping[str, Any], schema: Mapping[str
             continue
         problems.extend(_check_nonempty(doc, path, spec, value))
     return problems
+
+
+def _missing_line(doc: TomlDocument, table: Mapping[str, Any], schema: Mapping[str, Field], prefix: Path_,
+                  key: str) -> int:
+    """Where a missing key belongs: its table's header, else after the field that precedes it in the
+    schema, else line 1."""
+    if prefix:
+        return doc.locator.line_of(prefix) or 1
+    names = list(schema)
+    for previous in reversed(names[: names.index(key)]):
+        if previous in table:
+            line = doc.locator.line_of((previous,))
+            if line:
+                return line
+    return 1
 
 
 def _check_nonempty(doc: TomlDocument, path: Path_, spec: Field, value: Any) -> list[Problem]:
@@ -246,17 +261,3 @@ def duplicate_aliases(candidate: LoadedItem, others: Iterable[LoadedItem]) -> li
                 ("aliases",), f"别名 “{alias}” 与 {other.doc.name}:{line} 的 “{original}” 重复（别名全库不能重复）",
                 needle=f'"{alias}"'))
     return problems
-
-
-def check_all(loaded: list[LoadedItem], catalog: Mapping[str, CatalogEntry] | None) -> list[Problem]:
-    """Cross-file problems of a whole directory: catalogue ids and duplicate aliases (reported once,
-    on the later file in name order)."""
-    problems: list[Problem] = []
-    ordered = sorted(loaded, key=lambda li: li.doc.name)
-    for index, current in enumerate(ordered):
-        problems += check_catalog(current, catalog)
-        problems += duplicate_aliases(current, ordered[:index])
-    return problems
-
-
-LoadFn = Callable[[Path], tuple[LoadedItem | None, list[Problem]]]

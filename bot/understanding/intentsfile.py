@@ -15,6 +15,14 @@ Sections (all optional in any one file):
 ``[intent.<name>]``        ``phrases`` and ``match = "whole" | "contains"``; names: greeting,
                            thanks, help, handoff
 ``[aspect.<name>]``        ``phrases``; names: materials, steps, where, time, fee, conditions, proxy
+``[out_of_scope] phrases`` topics the community does not handle (天气, 驾照, 公积金): a question
+                           about them falls back unless it also names an item outright
+``[ambiguous]``            ``"优待证" = ["civil.senior-card", "veterans.preferential-card"]``: a word
+                           that names several items; asked on its own, the bot offers the choice
+                           instead of guessing (the ids are checked against faq/ by ``faq check``)
+``[cues]``                 ``"civil.dibao" = ["兜底", "没收入"]``: item-specific words and situations
+                           besides the item's name and aliases; the matcher answers only when the
+                           question holds such an anchor for the item it would answer
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from bot.understanding.tomlfile import TomlDocument, read_toml
 
 SMALLTALK_INTENTS: tuple[str, ...] = ("greeting", "thanks", "help", "handoff")
 REWRITE_SECTIONS: tuple[str, ...] = ("dialect", "homophones", "synonyms")
-PHRASE_SECTIONS: tuple[str, ...] = ("fillers", "stopwords")
+PHRASE_SECTIONS: tuple[str, ...] = ("fillers", "stopwords", "out_of_scope")
 
 _PHRASES = {"phrases": Field("strlist", True)}
 _INTENT = {"phrases": Field("strlist", True), "match": Field("str", False)}
@@ -50,9 +58,12 @@ class IntentData:
 
     fillers: tuple[str, ...] = ()
     stopwords: tuple[str, ...] = ()
+    out_of_scope: tuple[str, ...] = ()
     rewrites: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     intents: Mapping[str, IntentSpec] = field(default_factory=lambda: MappingProxyType({}))
     aspects: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    cues: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,14 @@ class IntentFragment:
     rewrites: Mapping[str, Mapping[str, str]]        # section -> {from: to}
     intents: Mapping[str, IntentSpec]
     aspects: Mapping[str, tuple[str, ...]]
+    ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def validate_fragment(doc: TomlDocument) -> tuple[IntentFragment | None, list[Problem]]:
     """Check one parsed intents file; the fragment only when there is no problem."""
     data = doc.data
-    known = (*PHRASE_SECTIONS, *REWRITE_SECTIONS, "intent", "aspect")
+    known = (*PHRASE_SECTIONS, *REWRITE_SECTIONS, "intent", "aspect", "ambiguous", "cues")
     problems: list[Problem] = []
     for key, value in data.items():
         if key not in known:
@@ -83,6 +96,8 @@ def validate_fragment(doc: TomlDocument) -> tuple[IntentFragment | None, list[Pr
             problems += check_table(doc, data[section], _PHRASES, (section,))
     for section in REWRITE_SECTIONS:
         problems += _check_rewrites(doc, section, data.get(section, {}))
+    problems += _check_ambiguous(doc, data.get("ambiguous", {}))
+    problems += _check_cues(doc, data.get("cues", {}))
     problems += _check_named(doc, "intent", data.get("intent", {}), SMALLTALK_INTENTS, _INTENT)
     problems += _check_named(doc, "aspect", data.get("aspect", {}), ASPECTS, _PHRASES)
     if problems:
@@ -100,6 +115,27 @@ def _check_rewrites(doc: TomlDocument, section: str, table: Mapping[str, Any]) -
             problems.append(doc.problem(path, "被替换的词不能为空"))
         elif source == target:
             problems.append(doc.problem(path, f"“{source}” 替换成它自己，没有意义"))
+    return problems
+
+
+def _check_ambiguous(doc: TomlDocument, table: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for term, ids in table.items():
+        path = ("ambiguous", term)
+        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            problems.append(doc.problem(path, f"“{term}” 的值应为事项 id 列表，如 [\"a.b\", \"c.d\"]"))
+        elif len(set(ids)) < 2:
+            problems.append(doc.problem(path, f"“{term}” 至少要对应两个不同的事项"))
+    return problems
+
+
+def _check_cues(doc: TomlDocument, table: Mapping[str, Any]) -> list[Problem]:
+    """``"item.id" = ["word", ...]``: a non-empty list of non-empty strings per item id."""
+    problems: list[Problem] = []
+    for ident, words in table.items():
+        path = ("cues", ident)
+        if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+            problems.append(doc.problem(path, f"“{ident}” 的值应为非空的词语列表，如 [\"兜底\", \"没收入\"]"))
     return problems
 
 
@@ -129,6 +165,8 @@ def _build_fragment(doc: TomlDocument) -> IntentFragment:
         intents={n: IntentSpec(tuple(b["phrases"]), b.get("match", "whole") == "whole")
                  for n, b in data.get("intent", {}).items()},
         aspects={n: tuple(b["phrases"]) for n, b in data.get("aspect", {}).items()},
+        ambiguous={t: tuple(dict.fromkeys(ids)) for t, ids in data.get("ambiguous", {}).items()},
+        cues={i: tuple(dict.fromkeys(w.strip() for w in words)) for i, words in data.get("cues", {}).items()},
     )
 
 
@@ -150,7 +188,7 @@ def conflicts(candidate: IntentFragment, others: Iterable[IntentFragment]) -> li
             theirs = _all_rewrites(other)
             for source, target in table.items():
                 if source in theirs and theirs[source] != target:
-                    line = other.doc.locator.line_of((theirs_section(other, source), source))
+                    line = other.doc.locator.line_of((_section_of(other, source), source))
                     problems.append(candidate.doc.problem(
                         (section, source),
                         f"“{source}” 在这里替换为 “{target}”，但 {other.doc.name}:{line} 替换为 “{theirs[source]}”"))
@@ -168,7 +206,7 @@ def _all_rewrites(fragment: IntentFragment) -> dict[str, str]:
     return merged
 
 
-def theirs_section(fragment: IntentFragment, source: str) -> str:
+def _section_of(fragment: IntentFragment, source: str) -> str:
     for section, table in fragment.rewrites.items():
         if source in table:
             return section
@@ -182,7 +220,13 @@ def merge(fragments: Iterable[IntentFragment]) -> IntentData:
     rewrites: dict[str, str] = {}
     intents: dict[str, tuple[list[str], bool]] = {}
     aspects: dict[str, list[str]] = {}
+    ambiguous: dict[str, list[str]] = {}
+    cues: dict[str, list[str]] = {}
     for fragment in ordered:
+        for ident, words in fragment.cues.items():
+            cues.setdefault(ident, []).extend(words)
+        for term, ids in fragment.ambiguous.items():
+            ambiguous.setdefault(term, []).extend(ids)
         for section, values in fragment.phrases.items():
             phrases[section].extend(values)
         rewrites.update(_all_rewrites(fragment))
@@ -193,7 +237,18 @@ def merge(fragments: Iterable[IntentFragment]) -> IntentData:
     return IntentData(
         fillers=tuple(dict.fromkeys(phrases["fillers"])),
         stopwords=tuple(dict.fromkeys(phrases["stopwords"])),
+        out_of_scope=tuple(dict.fromkeys(phrases["out_of_scope"])),
         rewrites=MappingProxyType(rewrites),
         intents=MappingProxyType({n: IntentSpec(tuple(dict.fromkeys(p)), w) for n, (p, w) in intents.items()}),
         aspects=MappingProxyType({n: tuple(dict.fromkeys(v)) for n, v in aspects.items()}),
+        ambiguous=MappingProxyType({t: tuple(dict.fromkeys(v)) for t, v in ambiguous.items()}),
+        cues=MappingProxyType({i: tuple(dict.fromkeys(v)) for i, v in cues.items()}),
     )
+
+
+def unknown_ambiguous_ids(fragment: IntentFragment, known: set[str]) -> list[Problem]:
+    """``[ambiguous]`` entries naming ids that no valid FAQ file has (usually a typo)."""
+    return [fragment.doc.problem(("ambiguous", term), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
+            for term, ids in fragment.ambiguous.items() for ident in ids if ident not in known] + \
+        [fragment.doc.problem(("cues", ident), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
+         for ident in fragment.cues if ident not in known]

@@ -17,11 +17,13 @@ from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, Servic
 from bot.understanding.normalize import Normalizer, Replacer, basic
 
 NormFn = Callable[[str], str]
+#: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛").
+_LEFTOVER = ("那", "这", "它", "办", "去", "弄", "交", "领", "还", "就", "要", "不", "又", "得", "到")
 _FALLBACK = MatchResult("fallback", None, (), 0.0)
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 #: A bare choice: optional 选/要/就, optional 第, a number, optional 个/项/号, optional 吧/嘛/哈.
 _PICK = re.compile(r"^(?:我?(?:选|要|就|是))?(?:第)?(\d{1,2}|[一二两三四五六七八九十])(?:个|项|条|号|种)?(?:吧|嘛|哈|的|那个)?$")
-_LAST = re.compile(r"^(?:我?(?:选|要|就|是))?最后(?:一)?(?:个|项|条|种)?(?:吧|嘛|哈)?$")
+_LAST = re.compile(r"^(?:我?(?:选|要|就|是))?最后(?:一|1)?(?:个|项|条|种)?(?:吧|嘛|哈)?$")
 
 
 def parse_pick(normalized: str, count: int | None = None) -> int | None:
@@ -46,6 +48,7 @@ class _Phrases:
     aspects: tuple[tuple[str, str], ...]           # (phrase, aspect), longest first
     whole: Mapping[str, Replacer]                  # intent -> remover of its phrases
     contains: Mapping[str, tuple[str, ...]]
+    handoff_strip: Replacer
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ class Knowledge:
             stripped = phrases.strip(norm(text))
             return tuple(part for part in stripped.split(" ") if part)
 
-        matcher = Matcher(ordered, core, settings)
+        matcher = Matcher(ordered, core, settings, intents.ambiguous, [norm(t) for t in intents.out_of_scope],
+                          cues=intents.cues)
         return cls(MappingProxyType({i.id: i for i in ordered}), intents, normalizer, matcher, phrases, version)
 
     def normalize(self, text: str) -> str:
@@ -125,14 +129,27 @@ class Knowledge:
         if pick is not None:
             return Understanding("pick", aspect, _FALLBACK, pick, normalized, explicit)
         talk = self.smalltalk(normalized, text)
-        match = self.matcher.match(normalized) if talk in (None, "handoff") else _FALLBACK
+        if talk is None:
+            match = self.matcher.match(normalized)
+        elif talk == "handoff":  # still say what it is about ("转人工问低保"), without the 转人工 part
+            match = self.matcher.match(self._phrases.handoff_strip(normalized))
+        else:
+            match = _FALLBACK
         if talk:
             return Understanding(talk, aspect, match, None, normalized, explicit)
         if match.action != "fallback":
             intent = "faq"
         else:
-            intent = "aspect" if explicit else "unknown"
+            intent = "aspect" if explicit and self.only_aspect(normalized) else "unknown"
         return Understanding(intent, aspect, match, None, normalized, explicit)
+
+    def only_aspect(self, normalized: str) -> bool:
+        """True when the message is an aspect and nothing else ("要好久", "在哪里办"), so it can apply
+        to the item under discussion; "电费在哪里交" has more in it and is not a follow-up."""
+        rest = self._phrases.strip(normalized).replace(" ", "")
+        for leftover in _LEFTOVER:
+            rest = rest.replace(leftover, "")
+        return len(rest) <= 1
 
     def pick(self, text: str, candidates: Sequence[str]) -> str | None:
         """Resolve a reply to a clarify list: "2", "第二个", or a name/alias of one candidate."""
@@ -167,5 +184,7 @@ def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
     whole = {name: Replacer({p: " " for p in clean(spec.phrases)})
              for name, spec in intents.intents.items() if spec.whole}
     contains = {name: tuple(clean(spec.phrases)) for name, spec in intents.intents.items() if not spec.whole}
-    return _Phrases(stop, strip, tuple(aspect_pairs), MappingProxyType(whole), MappingProxyType(contains))
+    handoff_strip = Replacer({p: " " for p in contains.get("handoff", ())})
+    return _Phrases(stop, strip, tuple(aspect_pairs), MappingProxyType(whole), MappingProxyType(contains),
+                    handoff_strip)
 

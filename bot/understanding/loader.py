@@ -18,7 +18,7 @@ from typing import Callable, Generic, Mapping, TypeVar
 
 from bot.understanding.catalog import CatalogEntry, default_catalog_path, load_catalog
 from bot.understanding.faqfile import LoadedItem, check_catalog, duplicate_aliases, load_item_file
-from bot.understanding.intentsfile import IntentFragment, conflicts, load_fragment_file, merge
+from bot.understanding.intentsfile import IntentFragment, conflicts, load_fragment_file, merge, unknown_ambiguous_ids
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.matcher import MatcherSettings
 from bot.understanding.model import Problem
@@ -122,9 +122,10 @@ class _Directory(Generic[T]):
 def display(path: Path) -> str:
     """Path as shown in messages: relative to the working directory when possible."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 class KnowledgeHolder:
@@ -210,6 +211,9 @@ def check_directories(faq_dir: Path, intents_dir: Path, catalog: Path | str | No
         problems = faq.compose() + intents.compose()
     finally:
         log.setLevel(logger_level)
+    known = {path.stem for path in faq.records}  # a broken file is reported on its own, not again here
+    for fragment in intents.served():
+        problems += unknown_ambiguous_ids(fragment, known)
     return sorted(problems, key=_problem_order), warnings, len(faq.records)
 
 

@@ -98,6 +98,9 @@ def convert_numbers(text: str) -> str:
         if len(run) == 1 and run != "十" and following not in _MEASURE:
             return run
         if len(run) > 1 and not positional:
+            # 一二级 → 12级 (a list of digits before a measure word), but 一二 alone stays
+            if following in _MEASURE and all(ch in _DIGITS for ch in run):
+                return "".join(str(_DIGITS[ch]) for ch in run)
             return run
         value = chinese_number(run)
         return run if value is None else str(value)

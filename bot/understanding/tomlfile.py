@@ -79,7 +79,8 @@ class TomlLocator:
                     table = (*names, index)
                 else:
                     table = self._resolve_table(names, array_counts)
-                self._tables.setdefault(table, number)
+                for cut in range(1, len(table) + 1):  # [a.b] also locates the implicit table [a]
+                    self._tables.setdefault(table[:cut], number)
                 continue
             key = _KEY.match(line)
             if key:

@@ -1,5 +1,2 @@
-"""Browser-facing pages. In the sandbox: the phone-like chat simulator (:mod:`bot.web.simulator`)."""
-
-from bot.web.simulator import setup_simulator
-
-__all__ = ["setup_simulator"]
+"""Browser-facing pages. Import the page module you mount (e.g. :mod:`bot.web.simulator`); this package
+imports nothing itself, so one page's dependencies never load with another's."""

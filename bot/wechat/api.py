@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,20 @@ class AccessTokenRejected(WeChatApiError):
         super().__init__(errcode, errmsg, endpoint)
         self.token = token
 
+
+class _HideAccessToken(logging.Filter):
+    """urllib3 logs every request URL at DEBUG, and ours carry ``?access_token=``: mask it there."""
+
+    _pattern = re.compile(r"(access_token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1***", message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideAccessToken())
 
 _local = threading.local()
 

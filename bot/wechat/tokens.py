@@ -239,7 +239,7 @@ class AccessTokenManager:
             stored = await self._store.load()
             if stored is not None and self._usable(stored):
                 return self._remember(stored).value
-            return (await self._refresh(self._usable, force=False)).value
+            return (await self._refresh(self._usable, force=False, interim=stored)).value
 
     async def refresh_after_rejection(self, rejected: str) -> str:
         """WeChat said 40001/42001 for ``rejected``: refetch only if that is still the shared token."""
@@ -276,12 +276,19 @@ class AccessTokenManager:
             return False
         return now < token.expires_at - self._margin or now - token.fetched_at < self._min_interval
 
-    async def _refresh(self, accept: Callable[[StoredToken], bool], force: bool) -> StoredToken:
-        """Fetch under the lease, or wait for whoever holds it; bounded by ``wait_timeout``."""
+    async def _refresh(self, accept: Callable[[StoredToken], bool], force: bool,
+                       interim: StoredToken | None = None) -> StoredToken:
+        """Fetch under the lease, or wait for whoever holds it; bounded by ``wait_timeout``.
+
+        ``interim`` is the token due for an early refresh: while another process renews it, it is still
+        valid, so we use it rather than wait.
+        """
         deadline = time.monotonic() + self._wait_timeout
         while True:
             if await self._store.acquire(self.owner, self._clock(), self._lease_ttl):
                 return await self._fetch_under_lease(accept, force)
+            if interim is not None and self._clock() < interim.expires_at - 30:
+                return interim
             await asyncio.sleep(self._poll)
             stored = await self._store.load()
             if stored is not None and accept(stored):

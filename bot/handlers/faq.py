@@ -1,0 +1,489 @@
+"""Residents' questions about service items (办事指南): answer, clarify, fall back, hand off.
+
+The understanding (``bot.understanding``) says what a message is about; this module decides what to
+do with it in the light of the conversation so far and words the reply for a phone screen:
+
+* **Context, per resident, with expiry.** After an answer, "要多久" or "在哪里办" is about the last item;
+  after a clarify list, "2", "第二个" or an item's name picks one. The context lives in the shared
+  conversation state under ``state["faq"]`` (``item`` = last answered item id, read by the tickets
+  feature for "代办"), stamped with the time so it expires after :data:`CONTEXT_TTL` seconds even when
+  another feature saves the state later.
+* **Replies fit a phone.** A title line, a short numbered list, one line of where/when, then one next
+  step; well under WeChat's 2048-byte cut (budget :data:`MAX_REPLY_CHARS`).
+* **Honest fallback.** When nothing fits we say so, offer 菜单 and 转人工, and record the question for
+  admins (``resident-bot faq unmatched``).
+
+Router order: the tickets feature must be placed *before* this router so that a bare "代办" reaches it;
+when it is absent, "代办" is answered here with the item's proxy information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Iterable, Protocol, Sequence, TypeVar
+
+from bot.dispatch import Context, Router
+from bot.dispatch.events import MenuClickEvent, Response, ResidentEvent, TextMessage, VoiceMessage
+from bot.services.unmatched import ReviewQueue
+from bot.understanding.knowledge import Knowledge
+from bot.understanding.model import DEFAULT_ASPECT, Material, ServiceItem, Understanding
+
+log = logging.getLogger(__name__)
+
+# --- user-facing texts (Chinese, short, one obvious next step) -----------------------------------
+
+WORKING_HOURS = "工作日 上午9:00-12:00，下午14:00-17:30"
+GREETING = (
+    "您好！我是普子岭社区小助手。想办什么事，直接打字或发语音问我，"
+    "比如“办低保要带啥材料”。回复「菜单」看看我能做什么。"
+)
+THANKS = "不客气！还有事随时问我。"
+HELP = (
+    "我可以帮您：\n"
+    "1. 查办事材料：直接问“办低保要带啥材料”\n"
+    "2. 问地点、时限、费用：“在哪里办”“要多久”“要钱吗”\n"
+    "3. 请网格员代办：问完事项后回复「代办」\n"
+    "4. 找工作人员：回复「转人工」\n"
+    "有事直接打字或发语音就行。"
+)
+HANDOFF_CREATED = (
+    "好的，已为您转人工。社区工作人员会在工作时间（" + WORKING_HOURS + "）联系您，请留意。"
+)
+HANDOFF_FAILED = "抱歉，系统有点忙，转人工没有登记上。请过一会儿再回复「转人工」，急事请直接打社区电话。"
+HANDOFF_EXISTS = "您的转人工请求已经记下了，工作人员会在工作时间尽快联系您，请耐心等待。"
+FALLBACK = (
+    "抱歉，这个问题我暂时没看懂。\n"
+    "您可以换个说法，比如“办低保要带啥材料”；\n"
+    "回复「菜单」看我能办什么；\n"
+    "回复「转人工」请工作人员联系您。"
+)
+NO_LIST = "请直接告诉我您想办什么事，比如“办低保要带啥材料”。"
+CLARIFY_HEAD = "您问的是哪一项？"
+CLARIFY_TAIL = "回复数字选择"
+PICK_OUT_OF_RANGE = "请回复 1 到 {count} 之间的数字："
+ASK_ITEM = "请问是哪件事？比如“低保{example}”。"
+GUIDE_HEAD = "【办事指南】"
+GUIDE_DEPARTMENTS = "可以问这些部门的事：{departments}"
+GUIDE_EXAMPLES = "您可以这样问："
+#: Example questions on the 办事指南 menu; a test checks each one is answered from the current faq/.
+GUIDE_QUESTIONS = ("办低保要带啥材料", "老年证在哪里办", "社保卡丢了怎么补办", "医保每年交多少钱")
+GUIDE_TAIL = "直接打字或发语音问我就行。"
+
+NEXT_PROXY = "回复「代办」请网格员上门收取材料"
+NEXT_MORE = "回复「{a}」「{b}」了解更多"
+#: What to offer next, per aspect just answered (two short phrases the understanding knows).
+MORE_PHRASES = {
+    "materials": ("在哪办", "要多久"),
+    "where": ("要带啥", "要多久"),
+    "time": ("要带啥", "在哪办"),
+}
+MORE_DEFAULT = ("要带啥", "在哪办")
+PROXY_YES = "可以代办：网格员上门收取材料，帮您递交。"
+PROXY_NO = "这个事项需要本人到场办理，暂不能由网格员代办。"
+
+ASPECT_EXAMPLES = {
+    "materials": "要带啥材料", "steps": "怎么办", "where": "在哪里办", "time": "要多久",
+    "fee": "要钱吗", "conditions": "要什么条件", "proxy": "能代办吗",
+}
+
+# --- behaviour -------------------------------------------------------------------------------------
+
+STATE_KEY = "faq"
+CONTEXT_TTL = 1800          # seconds a resident's FAQ context (last item, clarify list) stays valid
+MAX_REPLY_CHARS = 600       # well under WeChat's 2048-byte cut and readable on a phone
+MAX_OPTIONS = 4             # clarify lists longer than this are hard to read and to pick from
+GUIDE_KEY = "GUIDE"
+GENERIC_SHARE = 0.2         # a name piece used by more than this share of items names none of them
+GENERIC_MIN = 3
+WRITE_WAIT = 1.0            # seconds a reply waits for its database writes before they go on in the background
+
+T = TypeVar("T")
+
+
+class KnowledgeSource(Protocol):
+    """Anything with the current knowledge snapshot (``bot.understanding.loader.KnowledgeHolder``)."""
+
+    @property
+    def current(self) -> Knowledge: ...
+
+
+# --- conversation context ------------------------------------------------------------------------
+
+
+@dataclass
+class FaqContext:
+    """The FAQ part of a resident's conversation state."""
+
+    item: str | None = None           # last answered item id (the tickets feature reads it for 代办)
+    aspect: str = DEFAULT_ASPECT      # aspect of that answer, or of the pending clarify list
+    options: list[str] = field(default_factory=list)  # pending clarify list, best first
+    asked: str | None = None          # an aspect asked before saying which item ("要多久" → "低保")
+
+    def to_state(self, now: datetime) -> dict[str, Any]:
+        return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
+                "at": now.isoformat()}
+
+
+def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> FaqContext:
+    """The live FAQ context in ``state``; empty when missing, malformed or older than ``ttl``."""
+    raw = state.get(STATE_KEY)
+    if not isinstance(raw, dict):
+        return FaqContext()
+    try:
+        at = datetime.fromisoformat(str(raw.get("at")))
+    except ValueError:
+        return FaqContext()
+    if at.tzinfo is None or now - at > timedelta(seconds=ttl) or at > now + timedelta(minutes=5):
+        return FaqContext()
+    item = raw.get("item") if isinstance(raw.get("item"), str) else None
+    options = [o for o in raw.get("options") or [] if isinstance(o, str)]
+    aspect = raw.get("aspect") if isinstance(raw.get("aspect"), str) else DEFAULT_ASPECT
+    asked = raw.get("asked") if isinstance(raw.get("asked"), str) else None
+    return FaqContext(item, aspect, options, asked)
+
+
+def last_item(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> str | None:
+    """The item the resident was last answered about, if still fresh (for the tickets feature)."""
+    return read_context(state, now, ttl).item
+
+
+# --- reply formatting (pure) -----------------------------------------------------------------------
+
+
+def _material_line(index: int, material: Material, with_note: bool) -> str:
+    """"1. 一寸白底照片 3张（原件）": the name, how many, and in which form."""
+    unit = "张" if "照片" in material.name or "相片" in material.name else "份"
+    count = f" {material.count}{unit}" if material.count else ""
+    detail = material.form + (f"，{material.note}" if with_note and material.note else "")
+    return f"{index}. {material.name}{count}（{detail}）"
+
+
+def _numbered(lines: Iterable[str]) -> list[str]:
+    return [f"{i}. {line}" for i, line in enumerate(lines, 1)]
+
+
+def where_line(item: ServiceItem) -> str:
+    return f"办理地点：{item.where.place}（{item.where.hours}）"
+
+
+def next_step(item: ServiceItem, aspect: str) -> str:
+    if item.proxy:
+        return NEXT_PROXY
+    a, b = MORE_PHRASES.get(aspect, MORE_DEFAULT)
+    return NEXT_MORE.format(a=a, b=b)
+
+
+def _body(item: ServiceItem, aspect: str, detailed: bool) -> list[str]:
+    """The lines between the title and the next step, for one aspect."""
+    if aspect == "steps":
+        lines = ["办理流程：", *_numbered(item.steps)]
+        if item.online and detailed:
+            lines.append(f"网上办理：{item.online}")
+        return lines + [where_line(item)]
+    if aspect == "where":
+        lines = [f"办理地点：{item.where.place}", f"办理时间：{item.where.hours}"]
+        if item.where.address:
+            lines.append(f"地址：{item.where.address}")
+        if item.where.note and detailed:
+            lines.append(item.where.note)
+        return lines + [f"咨询电话：{item.phone}"]
+    if aspect == "time":
+        return [f"办理时限：{item.time_limit}", where_line(item)]
+    if aspect == "fee":
+        return [f"收费：{item.fee}", where_line(item)]
+    if aspect == "conditions":
+        return ["申请条件：", *_numbered(item.conditions)]
+    if aspect == "proxy":
+        return [PROXY_YES if item.proxy else PROXY_NO, where_line(item)]
+    materials = [_material_line(i, m, detailed) for i, m in enumerate(item.materials, 1)]
+    return ["需要准备：", *materials, where_line(item)]
+
+
+def format_answer(item: ServiceItem, aspect: str = DEFAULT_ASPECT, limit: int = MAX_REPLY_CHARS) -> str:
+    """【事项名称】, the aspect asked about, one next step; shortened to fit ``limit`` characters."""
+    tail = next_step(item, aspect)
+    for detailed in (True, False):
+        text = "\n".join([f"【{item.name}】", *_body(item, aspect, detailed), tail])
+        if len(text) <= limit:
+            return text
+    head, body = f"【{item.name}】", _body(item, aspect, False)
+    while body and len("\n".join([head, *body, tail])) > limit:  # last resort: drop lines from the end
+        body.pop()
+    return "\n".join([head, *body, "……", tail])
+
+
+def format_clarify(items: Sequence[ServiceItem]) -> str:
+    return "\n".join([CLARIFY_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), CLARIFY_TAIL])
+
+
+def format_guide(knowledge: Knowledge) -> str:
+    """Departments (with how many items each) and a few example questions."""
+    counts = Counter(item.department for item in knowledge.items.values())
+    departments = "、".join(f"{name}{n}项" for name, n in sorted(counts.items(), key=lambda p: (-p[1], p[0])))
+    return "\n".join([GUIDE_HEAD, GUIDE_DEPARTMENTS.format(departments=departments), GUIDE_EXAMPLES,
+                      *_numbered(GUIDE_QUESTIONS), GUIDE_TAIL])
+
+
+# --- deciding what to do -------------------------------------------------------------------------
+
+
+def _bigrams(text: str) -> set[str]:
+    compact = text.replace(" ", "")
+    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+
+
+def name_vocabulary(knowledge: Knowledge) -> dict[str, frozenset[str]]:
+    """Per item, the two-character pieces of its name and aliases that are specific to few items.
+
+    Pieces shared by many items (申请, 补贴, 申领) name no item in particular: "申请条件" asks the
+    conditions of the item under discussion, while "养老保险在哪里办" names another one.
+    """
+    pieces = {ident: frozenset().union(*(_bigrams(knowledge.normalize(p)) for p in (item.name, *item.aliases)))
+              for ident, item in knowledge.items.items()}
+    frequency = Counter(piece for found in pieces.values() for piece in found)
+    generic = max(GENERIC_MIN, GENERIC_SHARE * len(pieces))
+    return {ident: frozenset(p for p in found if frequency[p] <= generic) for ident, found in pieces.items()}
+
+
+def names_an_item(vocabulary: dict[str, frozenset[str]], normalized: str, ids: Iterable[str]) -> bool:
+    """Whether the message shares a specific piece of one of these items' names or aliases.
+
+    Used to tell a follow-up ("在哪里办", which the matcher may still loosely match to many items) from a
+    new question about another item ("养老保险在哪里办").
+    """
+    grams = _bigrams(normalized)
+    return any(grams & vocabulary.get(ident, frozenset()) for ident in ids)
+
+
+#: Words left over from an aspect question that name nothing ("在哪里办" leaves 办, "办好要几天" 办好要).
+LEFTOVER_WORDS = ("申请", "申领", "办好", "办完", "办", "要", "去", "交", "在", "能", "不", "是", "好", "弄", "做",
+                  "搞", "到", "得", "有", "没", "给", "点", "个", "些", "多", "这", "那", "里", "儿")
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """What the dialogue derives from one knowledge snapshot to read follow-ups."""
+
+    vocabulary: dict[str, frozenset[str]]
+    strip: tuple[str, ...]   # normalised aspect phrases, stop words and fillers, longest first
+
+    @classmethod
+    def build(cls, knowledge: Knowledge) -> "Lexicon":
+        intents = knowledge.intents
+        phrases = [*(p for ps in intents.aspects.values() for p in ps), *intents.stopwords, *intents.fillers,
+                   *LEFTOVER_WORDS]
+        normalised = {knowledge.normalize(p).replace(" ", "") for p in phrases} | set(LEFTOVER_WORDS)
+        return cls(name_vocabulary(knowledge), tuple(sorted((p for p in normalised if p), key=len, reverse=True)))
+
+    def only_aspect(self, normalized: str) -> bool:
+        """True when the message is an aspect and nothing else ("要多久"), not "电费在哪里交".
+
+        A stopgap until the understanding reports this itself: without it, an out-of-scope question
+        with an aspect would get "which item?" instead of an honest fallback that admins can review.
+        """
+        rest = normalized.replace(" ", "")
+        for phrase in self.strip:
+            rest = rest.replace(phrase, "")
+        return len([c for c in rest if c.isalnum()]) <= 1
+
+
+def follow_up_item(knowledge: Knowledge, lexicon: Lexicon, u: Understanding, context: FaqContext) -> str | None:
+    """The context item when this message asks an aspect of it rather than about something new.
+
+    The matcher may loosely match a bare aspect ("申请条件", "在哪里办") to unrelated items; such a
+    match counts as a new question only when the message names one of the matched items.
+    """
+    item = context.item
+    if item is None or item not in knowledge.items or not u.aspect_explicit:
+        return None
+    if u.intent == "aspect":
+        return item
+    if u.intent != "faq":
+        return None
+    match = u.match
+    if item in match.candidates:
+        return item
+    if names_an_item(lexicon.vocabulary, u.normalized, match.candidates):
+        return None
+    return item if match.action != "answer" or lexicon.only_aspect(u.normalized) else None
+
+
+@dataclass
+class FaqDialogue:
+    """The conversation logic, separate from the router so it can be called with any text."""
+
+    source: KnowledgeSource
+    reviews: ReviewQueue
+    ttl: int = CONTEXT_TTL
+    _lexicon: tuple[Knowledge, Lexicon] | None = field(default=None, init=False, repr=False)
+    _writes: set[asyncio.Future[Any]] = field(default_factory=set, init=False, repr=False)
+
+    async def _bounded(self, work: Awaitable[T], what: str) -> tuple[bool, T | None]:
+        """Wait for a database write up to :data:`WRITE_WAIT`, then let it finish in the background.
+
+        A busy database (SQLite locked by a long write, a slow PostgreSQL) must not cost the resident
+        the answer: the gateway's reply deadline is a few seconds. Returns (finished, result); a write
+        that failed outright is logged and reported as finished with ``None``.
+        """
+        task = asyncio.ensure_future(work)
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        try:
+            return True, await asyncio.wait_for(asyncio.shield(task), WRITE_WAIT)
+        except asyncio.TimeoutError:
+            log.warning("faq: %s is slow; it goes on in the background", what)
+            return False, None
+        except Exception:  # noqa: BLE001 - logged by _write_done
+            return True, None
+
+    def _write_done(self, task: asyncio.Future[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("faq: database write failed: %r", task.exception())
+
+    def lexicon(self, knowledge: Knowledge) -> Lexicon:
+        """:class:`Lexicon` of a snapshot, computed once per snapshot (reloads swap the snapshot)."""
+        if self._lexicon is None or self._lexicon[0] is not knowledge:
+            self._lexicon = (knowledge, Lexicon.build(knowledge))
+        return self._lexicon[1]
+
+    async def converse(self, text: str, ctx: Context) -> Response | None:
+        """Answer one resident message; ``None`` when no knowledge is loaded (the fallback answers)."""
+        knowledge = self.source.current
+        if not knowledge.items:
+            return None
+        u = knowledge.understand(text)
+        state = await ctx.state()
+        context = read_context(state, ctx.now, self.ttl)
+        if u.intent == "handoff":
+            return await self._handoff(text, ctx, context)
+        turn = _Turn(knowledge, text, u, ctx, state, context)
+        return (await self._pending_pick(turn) or self._smalltalk(u) or await self._about_items(turn)
+                or await self._fallback(turn))
+
+    async def _pending_pick(self, t: "_Turn") -> Response | None:
+        """A reply to the clarify list: a number, or the name of one option."""
+        options = t.context.options
+        moved_on = t.u.match.action == "answer" and t.u.match.item not in options  # a new, clear question
+        if not options or t.u.intent in ("greeting", "thanks", "help") or moved_on:
+            return Response.text(NO_LIST, intent="pick", action="no_list") if t.u.intent == "pick" else None
+        picked = t.knowledge.pick(t.text, options)
+        if picked is not None:
+            aspect = t.u.aspect if t.u.aspect_explicit else t.context.aspect
+            return await self._answer(t, picked, aspect, intent="pick")
+        return self._repeat_options(t.knowledge, t.context) if t.u.intent == "pick" else None
+
+    @staticmethod
+    def _smalltalk(u: Understanding) -> Response | None:
+        replies = {"greeting": GREETING, "thanks": THANKS, "help": HELP}
+        if u.intent in replies:
+            return Response.text(replies[u.intent], intent=u.intent, action=u.intent)
+        return None
+
+    async def _about_items(self, t: "_Turn") -> Response | None:
+        """Follow-up on the last item, a clear answer, a clarify list, or "which item?"."""
+        lexicon = self.lexicon(t.knowledge)
+        followed = follow_up_item(t.knowledge, lexicon, t.u, t.context)
+        if followed is not None:
+            return await self._answer(t, followed, t.u.aspect, intent="aspect")
+        aspect = t.u.aspect if t.u.aspect_explicit else (t.context.asked or t.u.aspect)
+        match = t.u.match
+        if t.u.intent == "faq" and match.action == "answer" and match.item in t.knowledge.items:
+            return await self._answer(t, match.item, aspect, intent="faq")
+        only_aspect = t.u.aspect_explicit and lexicon.only_aspect(t.u.normalized)
+        if t.u.intent == "faq" and match.action == "clarify" and not (
+                only_aspect and not names_an_item(lexicon.vocabulary, t.u.normalized, match.candidates)):
+            return await self._clarify(t, aspect)
+        if t.u.intent in ("aspect", "faq") and only_aspect:
+            await self._save(t, replace(t.context, options=[], asked=t.u.aspect))
+            example = ASPECT_EXAMPLES.get(t.u.aspect, ASPECT_EXAMPLES[DEFAULT_ASPECT])
+            return Response.text(ASK_ITEM.format(example=example), intent="aspect", action="ask_item",
+                                 meta={"aspect": t.u.aspect})
+        return None
+
+    async def _save(self, t: "_Turn", context: FaqContext) -> None:
+        """Read-modify-write of the shared state: only our key changes."""
+        state = dict(t.state)
+        state[STATE_KEY] = context.to_state(t.ctx.now)
+        await self._bounded(t.ctx.save_state(state, ttl_seconds=self.ttl), "saving the conversation state")
+
+    async def _answer(self, t: "_Turn", ident: str, aspect: str, intent: str) -> Response:
+        item = t.knowledge.items[ident]
+        await self._save(t, FaqContext(item=ident, aspect=aspect))
+        return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
+                             meta={"aspect": aspect})
+
+    async def _clarify(self, t: "_Turn", aspect: str) -> Response | None:
+        options = [c for c in t.u.match.candidates if c in t.knowledge.items][:MAX_OPTIONS]
+        if not options:
+            return None
+        await self._save(t, FaqContext(item=t.context.item, aspect=aspect, options=options))
+        items = [t.knowledge.items[o] for o in options]
+        return Response.text(format_clarify(items), intent="faq", action="clarify",
+                             meta={"aspect": aspect, "options": ",".join(options)})
+
+    @staticmethod
+    def _repeat_options(knowledge: Knowledge, context: FaqContext) -> Response:
+        items = [knowledge.items[o] for o in context.options if o in knowledge.items]
+        text = PICK_OUT_OF_RANGE.format(count=len(items)) + "\n" + "\n".join(_numbered(i.name for i in items))
+        return Response.text(text, intent="pick", action="clarify")
+
+    async def _handoff(self, text: str, ctx: Context, context: FaqContext) -> Response:
+        finished, result = await self._bounded(
+            self.reviews.request_handoff(ctx.openid, text, context.item, ctx.now), "recording a hand-off")
+        if finished and result is None:
+            return Response.text(HANDOFF_FAILED, intent="handoff", item=context.item, action="error")
+        reply = HANDOFF_EXISTS if result is not None and not result.created else HANDOFF_CREATED
+        meta = {"handoff": str(result.id)} if result is not None else {}
+        return Response.text(reply, intent="handoff", item=context.item, action="handoff", meta=meta)
+
+    async def _fallback(self, t: "_Turn") -> Response:
+        """Say so honestly, and keep the question for admins to review."""
+        await self._bounded(self.reviews.record_unmatched(
+            t.ctx.openid, t.text, t.u.normalized, t.u.match.candidates, t.u.match.score,
+            t.knowledge.version or None, t.ctx.now), "recording an unmatched question")
+        log.info("faq: unmatched question recorded (score %.0f, version %s)", t.u.match.score, t.knowledge.version)
+        if t.context.options or t.context.asked:  # a pending list or question no longer applies
+            await self._save(t, FaqContext(item=t.context.item, aspect=t.context.aspect))
+        return Response.text(FALLBACK, intent="unknown", action="fallback")
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """Everything about the message being handled, passed between the steps of :meth:`converse`."""
+
+    knowledge: Knowledge
+    text: str
+    u: Understanding
+    ctx: Context
+    state: dict[str, Any]
+    context: FaqContext
+
+
+def faq_router(source: KnowledgeSource, reviews: ReviewQueue, ttl: int = CONTEXT_TTL) -> Router:
+    """Text, recognised voice and the 办事指南 menu click."""
+    router = Router("faq")
+    dialogue = FaqDialogue(source, reviews, ttl)
+
+    @router.on(TextMessage, when=lambda e: bool(getattr(e, "content", "").strip()))
+    async def on_text(event: ResidentEvent, ctx: Context) -> Response | None:
+        assert isinstance(event, TextMessage)
+        return await dialogue.converse(event.content, ctx)
+
+    @router.on(VoiceMessage, when=lambda e: bool((getattr(e, "recognition", None) or "").strip()))
+    async def on_voice(event: ResidentEvent, ctx: Context) -> Response | None:
+        assert isinstance(event, VoiceMessage) and event.recognition
+        return await dialogue.converse(event.recognition, ctx)
+
+    @router.on(MenuClickEvent, when=lambda e: getattr(e, "key", "") == GUIDE_KEY)
+    async def on_guide(event: ResidentEvent, ctx: Context) -> Response | None:
+        knowledge = source.current
+        if not knowledge.items:
+            return None
+        return Response.text(format_guide(knowledge), intent="menu:GUIDE", action="guide")
+
+    return router

@@ -1,0 +1,562 @@
+"""Tickets in the conversation: 代办, 报事报修, 转人工, 我的工单, ratings — and the grid workers' commands.
+
+Why the forms live in conversation state under ``state["tickets"]``: a 代办 needs address, phone and a
+time window confirmed before anyone walks over, and elderly residents answer one question at a time.
+Anything this router does not recognise returns None, so the FAQ router after it still answers; a
+resident in the middle of a form can always say "取消".
+
+Two routers: :func:`grid_scene_router` goes *first* (before account_router) and only records the grid of
+a ``grid:<id>`` poster scan, returning None so the welcome still comes from account_router;
+:func:`tickets_router` goes after account_router and before the FAQ router.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.dispatch import Context, Router
+from bot.dispatch.events import (
+    ImageMessage,
+    LocationMessage,
+    MenuClickEvent,
+    Response,
+    ResidentEvent,
+    ScanEvent,
+    SubscribeEvent,
+    TextMessage,
+    VoiceMessage,
+)
+from bot.logs import mask_personal
+from bot.services.grids import match_area
+from bot.services.tickets import KINDS, RATINGS, STATUS_CN, TicketError, Tickets
+
+# ---- residents ----------------------------------------------------------------------------------
+ASK_ITEM = "请问您要代办哪项业务？直接说名称就行，比如“低保”“高龄补贴”。不办了请回复“取消”。"
+ITEM_UNKNOWN = "没找到这项业务。请换个说法，比如“低保”“残疾证”；不办了请回复“取消”。"
+NOT_PROXY = "「{name}」需要本人到场办理，网格员不能代办。如需帮助请回复“转人工”。"
+ASK_ADDRESS = "好的，代办「{name}」，网格员会上门收材料：\n{checklist}\n\n请告诉我上门地址（小区、楼栋、门牌号）。"
+ASK_ADDRESS_AGAIN = "好的，代办「{name}」，网格员会上门收材料：\n{checklist}\n\n上门地址还是“{address}”吗？是请回复“是”，不是请直接发新地址。"
+ASK_PHONE = "请留一个联系电话，网格员上门前会先打电话。"
+ASK_PHONE_AGAIN = "联系电话还是{phone}吗？是请回复“是”，不是请直接发新号码。"
+BAD_PHONE = "电话号码好像不对，请发11位手机号或座机号，比如13800001234。"
+ASK_TIME = "您什么时候方便？请回复数字：\n1 今天上午\n2 今天下午\n3 明天上午\n4 明天下午\n也可以直接说时间，比如“周六上午”。"
+ASK_CONFIRM = "请核对：\n业务：{name}\n地址：{address}\n电话：{phone}\n时间：{time}\n没问题请回复“确认”，要改请回复“取消”后重来。"
+ASK_AREA = "请问您住在哪个小区、哪一栋？我帮您找到对应的网格员。"
+AREA_UNKNOWN = "没找到这个小区，工单会先交给社区值班台处理。"
+PROXY_CREATED = "已为您提交代办工单{id}，网格员{name}会按约定时间上门收材料，后面手续一块儿帮您办完。\n进度请回复“我的工单”查看。"
+REPORT_START = "请说说是什么问题、在哪里，可以发文字、语音、照片或位置。都发完了请回复“提交”。"
+REPORT_MORE = "收到了。还可以继续发照片或位置，都发完了请回复“提交”。"
+REPORT_PHOTO = "照片收到了（共{n}张）。都发完了请回复“提交”。"
+REPORT_LOCATION = "位置收到了：{label}。都发完了请回复“提交”。"
+REPORT_EMPTY = "还没说是什么问题呢，请用文字或语音简单说一下。"
+REPORT_CREATED = "已为您提交报事工单{id}，网格员{name}会尽快处理。\n进度请回复“我的工单”查看。"
+SIMILAR = "附近已经有人反映过：“{content}”（工单{id}，{status}）。\n是同一个问题吗？是请回复“我也遇到了”，处理好了会通知您；不是请回复“不是”。"
+FOLLOWED = "好的，已记下您也遇到了这个问题（工单{id}），处理好了会第一时间通知您。"
+HUMAN_CREATED = "已为您转给网格员{name}（工单{id}），会尽快联系您。"
+DUPLICATE = "您刚才已经提交过了（工单{id}，{status}），网格员会尽快处理，不用重复提交。"
+NOBODY = "社区值班人员"
+FORM_CANCELLED = "好的，已取消。有需要随时找我。"
+NO_TICKETS = "您还没有工单。需要网格员帮忙，可以说“我要代办”或“报事报修”。"
+MY_TICKETS_HEAD = "您最近的工单："
+MY_TICKET_LINE = "{id}号 {label}：{status}（{at}）"
+MY_TICKETS_TAIL = "要撤销请回复“撤销 编号”。"
+CANCELLED = "工单{id}已撤销。"
+RATED = "谢谢您的评价！"
+REOPENED = "抱歉没让您满意，工单{id}已重新交给社区处理，会再联系您。"
+CONFIRMED = "已确认，谢谢！"
+MY_GRID = "您属于「{grid}」，网格员：{name}，电话{phone}。"
+MY_GRID_NONE = "还不知道您属于哪个网格。" + ASK_AREA
+GRID_SET = "好的，您属于「{grid}」，网格员：{name}。"
+GRID_BY_LOCATION = "根据您发的位置，您属于「{grid}」，网格员：{name}。有事可以说“我要代办”或“报事报修”。"
+GRID_PICK = "找到几个相近的，请回复数字：\n{options}"
+
+# ---- workers ------------------------------------------------------------------------------------
+BOUND = "绑定成功！{name}，以后新工单会通过公众号通知您。回复“我的任务”查看待办工单。"
+BIND_FAILED = "绑定码不对或已过期，请向社区管理员重新要一个。"
+BIND_LOCKED = "输错次数太多，请稍后再试或联系社区管理员。"
+NOT_WORKER = "您还没有绑定网格员身份。请向社区管理员要绑定码，发送“绑定 六位数字”。"
+NO_TASKS = "您目前没有待办工单。"
+TASKS_HEAD = "您的待办工单（共{total}件，最早的在前）："
+TASK_LINE = "{id}号 {label} {status} {address}（{at}，{due}）"
+TASKS_TAIL = "回复“接单 编号”“办结 编号 结果”“转派 编号 网格员编号”。"
+ACT_OK = {
+    "accept": "已接单：工单{id}。居民已收到通知。",
+    "start": "工单{id}已开始处理。",
+    "note": "已记下备注（工单{id}）。",
+    "done": "工单{id}已办结，居民会收到评价邀请。",
+    "transfer": "工单{id}已转派给{target}。",
+    "reassign": "工单{id}已改派给{target}。",
+    "return": "工单{id}已退单，等社区管理员改派。",
+    "extend": "工单{id}的延期申请已提交，等社区管理员审批。",
+    "extend_ok": "已批准工单{id}延期。",
+    "extend_no": "已驳回工单{id}的延期申请。",
+    "pickup": "已登记取件（工单{id}），居民会收到确认。",
+    "handin": "已登记交件（工单{id}），居民会收到通知。",
+    "giveback": "已登记还件（工单{id}），居民会收到确认。",
+}
+LEAVE_ON = "已登记请假，新工单会交给备岗网格员。销假请回复“销假”。"
+LEAVE_OFF = "已销假，新工单会照常派给您。"
+TICKET_DETAIL = "工单{id}（{label}）{status}\n地址：{address}\n电话：{phone}\n内容：{content}\n{extra}"
+
+PROXY_WORDS = {"代办", "我要代办", "帮我代办", "申请代办", "上门代办", "网格员代办", "请网格员代办", "我要代办业务"}
+PROXY_PREFIXES = ("我要代办", "帮我代办", "申请代办", "请网格员代办", "代办")
+REPORT_WORDS = {"报事", "报修", "报事报修", "我要报事", "我要报修", "反映问题", "我要反映问题"}
+HUMAN_WORDS = {"转人工", "人工", "人工服务", "人工客服", "找人工", "找网格员"}
+MY_TICKET_WORDS = {"我的工单", "查工单", "工单进度", "查进度", "我的代办"}
+CANCEL_FORM = {"取消", "算了", "不办了", "退出", "不用了"}
+YES = {"是", "是的", "对", "对的", "好", "好的", "没错", "嗯", "可以"}
+SUBMIT = {"提交", "好了", "就这些", "没有了", "发完了", "完了", "确认"}
+TIME_CHOICES = {"1": "今天上午", "2": "今天下午", "3": "明天上午", "4": "明天下午"}
+WORKER_CMD = re.compile(
+    r"^(接单|签收|开始|办结|完成|备注|转派|退单|延期|同意延期|不同意延期|改派|取件|交件|还件|查看|工单)\s*(\d+)\s*(.*)$", re.S)
+WORKER_ACTIONS = {"接单": "accept", "签收": "accept", "开始": "start", "办结": "done", "完成": "done", "备注": "note",
+                  "转派": "transfer", "退单": "return", "延期": "extend", "同意延期": "extend_ok",
+                  "不同意延期": "extend_no", "改派": "reassign", "取件": "pickup", "交件": "handin", "还件": "giveback"}
+RESIDENT_CMD = re.compile(r"^(撤销|取消工单|确认)\s*(\d+)$")
+RATING_CMD = re.compile(r"^(满意|基本满意|不满意)\s*(\d*)$")
+BIND_CMD = re.compile(r"^绑定\s*(\d{6})$")
+PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
+MAX_BIND_FAILS = 5
+FORM_TTL = 3600
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[\s。！!，,？?~～]+$", "", text.strip())
+
+
+def grid_scene_router(tickets: Tickets) -> Router:
+    """Placed before account_router: a ``grid:<id>`` poster scan puts the resident in that grid."""
+    router = Router("grid_scene")
+
+    def is_grid_scene(event: ResidentEvent) -> bool:
+        scene = getattr(event, "scene", None)
+        return isinstance(scene, str) and scene.startswith("grid:")
+
+    @router.on(SubscribeEvent, ScanEvent, when=is_grid_scene)
+    async def on_grid_scan(event: ResidentEvent, ctx: Context) -> Response | None:
+        grid_id = str(getattr(event, "scene"))[5:]
+        if await tickets.grids.grid(grid_id):
+            await tickets.grids.assign(event.openid, grid_id, "scan")
+        return None  # account_router still records the scene and answers
+
+    return router
+
+
+def tickets_router(tickets: Tickets) -> Router:
+    router = Router("tickets")
+    grids = tickets.grids
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    async def form_of(ctx: Context) -> dict[str, Any]:
+        return dict((await ctx.state()).get("tickets") or {})
+
+    async def save_form(ctx: Context, form: dict[str, Any] | None) -> None:
+        state = await ctx.state()
+        if form:
+            state["tickets"] = form
+        else:
+            state.pop("tickets", None)
+        await ctx.save_state(state, ttl_seconds=FORM_TTL)
+
+    async def assignee_name(ticket: dict[str, Any]) -> str:
+        worker = await grids.worker(ticket["worker_id"])
+        return worker["name"] if worker else NOBODY
+
+    async def grid_of(openid: str) -> str | None:
+        row = await grids.resident(openid)
+        return row["grid_id"] if row else None
+
+    # ---- 代办 ------------------------------------------------------------------------------
+
+    async def start_proxy(ctx: Context, said: str = "") -> Response:
+        state = await ctx.state()
+        item = tickets.items.find(said) if said else None
+        if item is None:
+            last = (state.get("faq") or {}).get("item")
+            item = tickets.items.get(last) if isinstance(last, str) else None
+        if item is None:
+            await save_form(ctx, {"form": "proxy", "step": "item"})
+            return Response.text(ASK_ITEM, intent="ticket:proxy", action="ask_item")
+        return await proxy_item_chosen(ctx, item.id)
+
+    async def proxy_item_chosen(ctx: Context, item_id: str) -> Response:
+        item = tickets.items.get(item_id)
+        assert item is not None
+        if not item.proxy:
+            await save_form(ctx, None)
+            return Response.text(NOT_PROXY.format(name=item.name), intent="ticket:proxy", item=item.id,
+                                 action="not_proxy")
+        profile = await grids.resident(ctx.openid) or {}
+        checklist = "\n".join(f"· {c}" for c in item.checklist)
+        form = {"form": "proxy", "step": "address", "item": item.id}
+        if profile.get("address"):
+            form["known_address"] = profile["address"]
+            text = ASK_ADDRESS_AGAIN.format(name=item.name, checklist=checklist, address=profile["address"])
+        else:
+            text = ASK_ADDRESS.format(name=item.name, checklist=checklist)
+        if profile.get("phone"):
+            form["known_phone"] = profile["phone"]
+        await save_form(ctx, form)
+        return Response.text(text, intent="ticket:proxy", item=item.id, action="ask_address")
+
+    async def proxy_step(ctx: Context, form: dict[str, Any], text: str) -> Response:
+        step = form.get("step")
+        if step == "item":
+            item = tickets.items.find(text)
+            if item is None:
+                return Response.text(ITEM_UNKNOWN, intent="ticket:proxy", action="ask_item")
+            return await proxy_item_chosen(ctx, item.id)
+        if step == "address":
+            address = form.get("known_address") if text in YES and form.get("known_address") else text
+            if len(address or "") < 2:
+                return Response.text(ASK_ADDRESS.format(name="", checklist="").split("\n\n")[-1],
+                                     intent="ticket:proxy", action="ask_address")
+            form.update(step="phone", address=address)
+            await save_form(ctx, form)
+            if form.get("known_phone"):
+                return Response.text(ASK_PHONE_AGAIN.format(phone=mask_personal(form["known_phone"])),
+                                     intent="ticket:proxy", action="ask_phone")
+            return Response.text(ASK_PHONE, intent="ticket:proxy", action="ask_phone")
+        if step == "phone":
+            phone = form.get("known_phone") if text in YES and form.get("known_phone") else re.sub(r"[\s-]", "", text)
+            if not phone or not PHONE.match(phone):
+                return Response.text(BAD_PHONE, intent="ticket:proxy", action="ask_phone")
+            form.update(step="time", phone=phone)
+            await save_form(ctx, form)
+            return Response.text(ASK_TIME, intent="ticket:proxy", action="ask_time")
+        if step == "time":
+            form.update(step="confirm", time=TIME_CHOICES.get(text, text))
+            await save_form(ctx, form)
+            item = tickets.items.get(form["item"])
+            return Response.text(ASK_CONFIRM.format(name=item.name if item else form["item"], address=form["address"],
+                                                    phone=form["phone"], time=form["time"]),
+                                 intent="ticket:proxy", action="ask_confirm")
+        if step == "confirm":
+            if text not in SUBMIT and text not in YES:
+                return Response.text(ASK_CONFIRM.format(name=form["item"], address=form["address"], phone=form["phone"],
+                                                        time=form["time"]), intent="ticket:proxy", action="ask_confirm")
+            await grids.remember_contact(ctx.openid, form["address"], form["phone"])
+            grid_id = await grid_of(ctx.openid)
+            if grid_id is None:
+                found = match_area(form["address"], await grids.grids())
+                if len(found) == 1:
+                    grid_id = found[0]["id"]
+                    await grids.assign(ctx.openid, grid_id, "address")
+            item = tickets.items.get(form["item"])
+            ticket, created = await tickets.create("proxy", ctx.openid, grid_id=grid_id, item=item,
+                                                   content=f"代办{item.name if item else ''}", address=form["address"],
+                                                   phone=form["phone"], time_window=form["time"])
+            await save_form(ctx, None)
+            if not created:
+                return Response.text(DUPLICATE.format(id=ticket["id"], status=STATUS_CN[ticket["status"]]),
+                                     intent="ticket:proxy", action="duplicate")
+            return Response.text(PROXY_CREATED.format(id=ticket["id"], name=await assignee_name(ticket)),
+                                 intent="ticket:proxy", item=ticket["item_id"], action="created",
+                                 meta={"ticket": str(ticket["id"])})
+        await save_form(ctx, None)
+        return Response.text(FORM_CANCELLED, intent="ticket:proxy", action="reset")
+
+    # ---- 报事 ------------------------------------------------------------------------------
+
+    async def start_report(ctx: Context, said: str = "") -> Response:
+        form: dict[str, Any] = {"form": "report", "step": "collect", "text": [], "media": []}
+        if said:
+            form["text"].append(said)
+        await save_form(ctx, form)
+        return Response.text(REPORT_MORE if said else REPORT_START, intent="ticket:report", action="collect")
+
+    async def submit_report(ctx: Context, form: dict[str, Any], force: bool = False) -> Response:
+        content = "；".join(form.get("text") or [])
+        if not content and not form.get("media"):
+            return Response.text(REPORT_EMPTY, intent="ticket:report", action="collect")
+        grid_id = form.get("grid") or await grid_of(ctx.openid)
+        if grid_id is None and form.get("lat") is not None:
+            found = await grids.grid_at(form["lat"], form["lon"])
+            grid_id = found["id"] if found else None
+        if grid_id is None and not form.get("asked_area") and await grids.grids():
+            found = match_area(content, await grids.grids())
+            if len(found) == 1:
+                grid_id = found[0]["id"]
+            else:
+                form.update(step="area", asked_area=True)
+                await save_form(ctx, form)
+                return Response.text(ASK_AREA, intent="ticket:report", action="ask_area")
+        if not force:
+            similar = await tickets.similar_open_report(ctx.openid, grid_id, content, form.get("lat"), form.get("lon"))
+            if similar is not None:
+                form.update(step="similar", similar=similar["id"], grid=grid_id)
+                await save_form(ctx, form)
+                return Response.text(SIMILAR.format(content=similar["content"][:40], id=similar["id"],
+                                                    status=STATUS_CN[similar["status"]]),
+                                     intent="ticket:report", action="offer_follow")
+        media = [{"type": "image", "media_id": m} for m in form.get("media") or []]
+        if form.get("label"):
+            content = f"{content}（位置：{form['label']}）" if content else f"位置：{form['label']}"
+        ticket, created = await tickets.create("report", ctx.openid, grid_id=grid_id, content=content, media=media,
+                                               latitude=form.get("lat"), longitude=form.get("lon"))
+        await save_form(ctx, None)
+        if not created:
+            return Response.text(DUPLICATE.format(id=ticket["id"], status=STATUS_CN[ticket["status"]]),
+                                 intent="ticket:report", action="duplicate")
+        return Response.text(REPORT_CREATED.format(id=ticket["id"], name=await assignee_name(ticket)),
+                             intent="ticket:report", action="created", meta={"ticket": str(ticket["id"])})
+
+    async def report_step(ctx: Context, form: dict[str, Any], text: str) -> Response:
+        step = form.get("step")
+        if step == "similar":
+            if text in ("我也遇到了", "我也是", "是", "是的", "对", "一样"):
+                await tickets.follow(ctx.openid, int(form["similar"]))
+                await save_form(ctx, None)
+                return Response.text(FOLLOWED.format(id=form["similar"]), intent="ticket:report", action="followed")
+            return await submit_report(ctx, form, force=True)
+        if step == "area":
+            found = match_area(text, await grids.grids())
+            if len(found) == 1:
+                form["grid"] = found[0]["id"]
+                await grids.assign(ctx.openid, found[0]["id"], "chat")
+            return await submit_report(ctx, form)
+        if text in SUBMIT:
+            return await submit_report(ctx, form)
+        form.setdefault("text", []).append(text)
+        await save_form(ctx, form)
+        return Response.text(REPORT_MORE, intent="ticket:report", action="collect")
+
+    # ---- 转人工 ----------------------------------------------------------------------------
+
+    async def human(ctx: Context, text: str) -> Response:
+        state = await ctx.state()
+        last_item = (state.get("faq") or {}).get("item")
+        content = f"居民请求人工服务（刚才在问：{last_item}）" if last_item else "居民请求人工服务"
+        ticket, created = await tickets.create("human", ctx.openid, grid_id=await grid_of(ctx.openid), content=content)
+        if not created:
+            return Response.text(DUPLICATE.format(id=ticket["id"], status=STATUS_CN[ticket["status"]]),
+                                 intent="ticket:human", action="duplicate")
+        return Response.text(HUMAN_CREATED.format(id=ticket["id"], name=await assignee_name(ticket)),
+                             intent="ticket:human", action="created", meta={"ticket": str(ticket["id"])})
+
+    # ---- residents' queries ----------------------------------------------------------------
+
+    async def my_tickets(ctx: Context) -> Response:
+        rows = await tickets.of_resident(ctx.openid, 5)
+        if not rows:
+            return Response.text(NO_TICKETS, intent="ticket:mine", action="empty")
+        lines = [MY_TICKETS_HEAD]
+        for t in rows:
+            lines.append(MY_TICKET_LINE.format(id=t["id"], label=tickets.label(t), status=STATUS_CN[t["status"]],
+                                               at=tickets.fmt(t["updated_at"])))
+        lines.append(MY_TICKETS_TAIL)
+        return Response.text("\n".join(lines), intent="ticket:mine", action="list")
+
+    async def my_grid(ctx: Context) -> Response:
+        row = await grids.resident(ctx.openid)
+        if row and row.get("grid_id"):
+            grid = await grids.grid(row["grid_id"])
+            if grid:
+                worker = await grids.worker(grid["worker_id"]) or {"name": NOBODY, "phone": "—"}
+                return Response.text(MY_GRID.format(grid=grid["name"], name=worker["name"], phone=worker["phone"]),
+                                     intent="ticket:grid", action="show")
+        await save_form(ctx, {"form": "grid"})
+        return Response.text(MY_GRID_NONE, intent="ticket:grid", action="ask_area")
+
+    async def grid_step(ctx: Context, form: dict[str, Any], text: str) -> Response:
+        options = form.get("options")
+        if options and text.isdigit() and 1 <= int(text) <= len(options):
+            chosen = [await grids.grid(options[int(text) - 1])]
+        else:
+            chosen = match_area(text, await grids.grids())
+        if len(chosen) == 1 and chosen[0]:
+            await grids.assign(ctx.openid, chosen[0]["id"], "chat")
+            await save_form(ctx, None)
+            worker = await grids.worker(chosen[0]["worker_id"]) or {"name": NOBODY}
+            return Response.text(GRID_SET.format(grid=chosen[0]["name"], name=worker["name"]),
+                                 intent="ticket:grid", action="set")
+        if len(chosen) > 1:
+            form["options"] = [g["id"] for g in chosen[:9]]
+            await save_form(ctx, form)
+            lines = "\n".join(f"{i} {g['name']}（{'、'.join(g['areas'][:3])}）" for i, g in enumerate(chosen[:9], 1))
+            return Response.text(GRID_PICK.format(options=lines), intent="ticket:grid", action="pick")
+        await save_form(ctx, None)
+        return Response.text(AREA_UNKNOWN, intent="ticket:grid", action="unknown")
+
+    # ---- workers ---------------------------------------------------------------------------
+
+    async def bind(ctx: Context, code: str) -> Response:
+        state = await ctx.state()
+        fails = int((state.get("tickets") or {}).get("bind_fails", 0))
+        if fails >= MAX_BIND_FAILS:
+            return Response.text(BIND_LOCKED, intent="ticket:bind", action="locked")
+        worker = await grids.bind(code, ctx.openid)
+        if worker is None:
+            await save_form(ctx, {**(state.get("tickets") or {}), "bind_fails": fails + 1})
+            return Response.text(BIND_FAILED, intent="ticket:bind", action="failed")
+        return Response.text(BOUND.format(name=worker["name"]), intent="ticket:bind", action="bound")
+
+    async def my_tasks(worker: dict[str, Any]) -> Response:
+        rows, total = await tickets.my_tasks(worker["id"], 10)
+        if not rows:
+            return Response.text(NO_TASKS, intent="ticket:tasks", action="empty")
+        lines = [TASKS_HEAD.format(total=total)]
+        for t in rows:
+            due = f"限{tickets.fmt(t['accept_due_at'] if t['status'] == 'pending' else t['done_due_at'])}前"
+            lines.append(TASK_LINE.format(id=t["id"], label=tickets.label(t), status=STATUS_CN[t["status"]],
+                                          address=t["address"] or "", at=tickets.fmt(t["created_at"]), due=due))
+        lines.append(TASKS_TAIL)
+        return Response.text("\n".join(lines), intent="ticket:tasks", action="list")
+
+    async def worker_command(worker: dict[str, Any], verb: str, ticket_id: int, rest: str) -> Response:
+        if verb in ("查看", "工单"):
+            ticket = await tickets.get(ticket_id)
+            if ticket is None or not await tickets.can_see(worker, ticket):
+                return Response.text(f"没有找到工单{ticket_id}，或不归您处理。", intent="ticket:view", action="refused")
+            extra = "材料：" + "；".join(ticket["checklist"]) if ticket["checklist"] else ""
+            return Response.text(TICKET_DETAIL.format(id=ticket_id, label=tickets.label(ticket),
+                                                      status=STATUS_CN[ticket["status"]],
+                                                      address=ticket["address"] or "—", phone=ticket["phone"] or "—",
+                                                      content=ticket["content"], extra=extra),
+                                 intent="ticket:view", action="show")
+        action = WORKER_ACTIONS[verb]
+        target: int | None = None
+        hours: int | None = None
+        note = rest.strip()
+        if action in ("transfer", "reassign"):
+            m = re.match(r"^(\d+)\s*(.*)$", note, re.S)
+            if m:
+                target, note = int(m.group(1)), m.group(2).strip()
+        if action == "extend":
+            m = re.match(r"^(\d+)\s*(.*)$", note, re.S)
+            if m:
+                hours, note = int(m.group(1)), m.group(2).strip()
+        try:
+            await tickets.act(ticket_id, worker, action, note, target=target, hours=hours)
+        except TicketError as exc:
+            return Response.text(str(exc), intent=f"ticket:{action}", action="refused")
+        name = ""
+        if target is not None:
+            other = await grids.worker(target)
+            name = other["name"] if other else str(target)
+        return Response.text(ACT_OK[action].format(id=ticket_id, target=name), intent=f"ticket:{action}", action="ok")
+
+    # ---- routes ----------------------------------------------------------------------------
+
+    @router.on(MenuClickEvent)
+    async def on_click(event: ResidentEvent, ctx: Context) -> Response | None:
+        assert isinstance(event, MenuClickEvent)
+        if event.key == "PROXY":
+            return await start_proxy(ctx)
+        if event.key == "REPORT":
+            return await start_report(ctx)
+        if event.key == "MY_TICKETS":
+            worker = await grids.worker_by_openid(event.openid)
+            return await my_tasks(worker) if worker else await my_tickets(ctx)
+        return None
+
+    @router.on(TextMessage, VoiceMessage)
+    async def on_text(event: ResidentEvent, ctx: Context) -> Response | None:
+        raw = event.content if isinstance(event, TextMessage) else (event.recognition or "")
+        text = _clean(raw)
+        if not text:
+            return None
+        # Commands first: they work in the middle of a form too.
+        if m := BIND_CMD.match(text):
+            return await bind(ctx, m.group(1))
+        if m := WORKER_CMD.match(text):
+            worker = await grids.worker_by_openid(event.openid)
+            if worker is None:
+                return Response.text(NOT_WORKER, intent="ticket:worker", action="refused")
+            return await worker_command(worker, m.group(1), int(m.group(2)), m.group(3))
+        if text in ("我的任务", "待办工单", "我的待办"):
+            worker = await grids.worker_by_openid(event.openid)
+            if worker is None:
+                return Response.text(NOT_WORKER, intent="ticket:worker", action="refused")
+            return await my_tasks(worker)
+        if text in ("请假", "销假"):
+            worker = await grids.worker_by_openid(event.openid)
+            if worker is None:
+                return None
+            await grids.set_leave(worker["id"], text == "请假")
+            return Response.text(LEAVE_ON if text == "请假" else LEAVE_OFF, intent="ticket:leave", action="set")
+        if text in MY_TICKET_WORDS:
+            return await my_tickets(ctx)
+        if text in ("我的网格", "我的网格员", "网格员是谁", "选择网格"):
+            return await my_grid(ctx)
+        if m := RESIDENT_CMD.match(text):
+            ticket_id = int(m.group(2))
+            try:
+                if m.group(1) == "确认":
+                    await tickets.confirm(event.openid, ticket_id)
+                    return Response.text(CONFIRMED, intent="ticket:confirm", action="ok")
+                await tickets.cancel(event.openid, ticket_id)
+            except TicketError as exc:
+                return Response.text(str(exc), intent="ticket:cancel", action="refused")
+            return Response.text(CANCELLED.format(id=ticket_id), intent="ticket:cancel", action="ok")
+        form = await form_of(ctx)
+        kind = form.get("form")
+        if m := RATING_CMD.match(text):
+            if not kind or m.group(2):
+                try:
+                    t = await tickets.rate(event.openid, m.group(1), int(m.group(2)) if m.group(2) else None)
+                except TicketError as exc:
+                    if m.group(2):
+                        return Response.text(str(exc), intent="ticket:rate", action="refused")
+                else:
+                    if t["status"] == "pending":
+                        return Response.text(REOPENED.format(id=t["id"]), intent="ticket:rate", action="reopened")
+                    return Response.text(RATED, intent="ticket:rate", action="rated")
+        if kind and text in CANCEL_FORM:
+            await save_form(ctx, {k: v for k, v in form.items() if k == "bind_fails"})
+            return Response.text(FORM_CANCELLED, intent=f"ticket:{kind}", action="cancelled")
+        if text in PROXY_WORDS:
+            return await start_proxy(ctx)
+        for prefix in PROXY_PREFIXES:
+            if text.startswith(prefix) and len(text) - len(prefix) <= 10:
+                return await start_proxy(ctx, text[len(prefix):])
+        if text in REPORT_WORDS:
+            return await start_report(ctx)
+        for word in ("报修", "报事"):
+            if text.startswith(word) and len(text) > len(word) + 1:
+                return await start_report(ctx, text[len(word):].lstrip("：: "))
+        if text in HUMAN_WORDS:
+            return await human(ctx, text)
+        if kind == "proxy":
+            return await proxy_step(ctx, form, text)
+        if kind == "report":
+            return await report_step(ctx, form, text)
+        if kind == "grid":
+            return await grid_step(ctx, form, text)
+        return None
+
+    @router.on(ImageMessage)
+    async def on_image(event: ResidentEvent, ctx: Context) -> Response | None:
+        assert isinstance(event, ImageMessage)
+        form = await form_of(ctx)
+        if form.get("form") != "report":
+            return None
+        form.setdefault("media", []).append(event.media_id)
+        await save_form(ctx, form)
+        return Response.text(REPORT_PHOTO.format(n=len(form["media"])), intent="ticket:report", action="photo")
+
+    @router.on(LocationMessage)
+    async def on_location(event: ResidentEvent, ctx: Context) -> Response | None:
+        assert isinstance(event, LocationMessage)
+        form = await form_of(ctx)
+        grid = await grids.grid_at(event.latitude, event.longitude)
+        if form.get("form") == "report":
+            form.update(lat=event.latitude, lon=event.longitude, label=event.label)
+            if grid:
+                form["grid"] = grid["id"]
+            await save_form(ctx, form)
+            return Response.text(REPORT_LOCATION.format(label=event.label or "已记录"), intent="ticket:report",
+                                 action="location")
+        if grid is None:
+            return None
+        await grids.assign(event.openid, grid["id"], "location")
+        worker = await grids.worker(grid["worker_id"]) or {"name": NOBODY}
+        return Response.text(GRID_BY_LOCATION.format(grid=grid["name"], name=worker["name"]),
+                             intent="ticket:grid", action="location")
+
+    return router
+
+
+__all__ = ["grid_scene_router", "tickets_router", "KINDS", "RATINGS"]

@@ -1,0 +1,175 @@
+"""Queries for tickets, their audit trail, due timers and followers (issue 4).
+
+Every status change is one conditional UPDATE (``WHERE id = :id AND status IN (:allowed)``): the
+database decides who wins when two people act on one ticket at once, and the loser sees rowcount 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import as_utc
+from bot.storage.models import Ticket, TicketEvent, TicketFollower, TicketTimer
+
+T = Ticket.__table__
+EVENTS = TicketEvent.__table__
+TIMERS = TicketTimer.__table__
+FOLLOWERS = TicketFollower.__table__
+
+OPEN = ("pending", "accepted", "in_progress", "returned")
+_TIME_COLS = ("created_at", "updated_at", "accept_due_at", "done_due_at", "accepted_at", "done_at", "rated_at")
+
+
+def _ticket(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in _TIME_COLS:
+        if key in out:
+            out[key] = as_utc(out[key])
+    return out
+
+
+async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    return int((await conn.execute(T.insert().values(**values).returning(T.c.id))).scalar_one())
+
+
+async def get(conn: AsyncConnection, ticket_id: int) -> dict[str, Any] | None:
+    row = (await conn.execute(select(T).where(T.c.id == ticket_id))).first()
+    return None if row is None else _ticket(row)
+
+
+async def find_duplicate(conn: AsyncConnection, fingerprint: str, since: datetime) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        select(T).where(T.c.fingerprint == fingerprint, T.c.created_at >= since, T.c.status.in_(OPEN))
+        .order_by(T.c.id.desc()).limit(1)
+    )).first()
+    return None if row is None else _ticket(row)
+
+
+async def transition(conn: AsyncConnection, ticket_id: int, allowed: Iterable[str], values: dict[str, Any],
+                     *conditions: Any) -> bool:
+    """Change the row only if its status is still one of ``allowed`` (and ``conditions`` hold)."""
+    result = await conn.execute(
+        update(T).where(T.c.id == ticket_id, T.c.status.in_(list(allowed)), *conditions).values(**values)
+    )
+    return result.rowcount == 1
+
+
+async def set_values(conn: AsyncConnection, ticket_id: int, values: dict[str, Any]) -> None:
+    await conn.execute(update(T).where(T.c.id == ticket_id).values(**values))
+
+
+async def add_event(conn: AsyncConnection, ticket_id: int, at: datetime, actor: str, action: str,
+                    from_status: str | None, to_status: str | None, note: str | None = None,
+                    data: dict[str, Any] | None = None) -> int:
+    result = await conn.execute(EVENTS.insert().values(
+        ticket_id=ticket_id, at=at, actor=actor, action=action, from_status=from_status, to_status=to_status,
+        note=note, data=data).returning(EVENTS.c.id))
+    return int(result.scalar_one())
+
+
+async def events_of(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(EVENTS).where(EVENTS.c.ticket_id == ticket_id).order_by(EVENTS.c.id))
+    return [{**dict(r._mapping), "at": as_utc(r.at)} for r in rows]
+
+
+async def open_for_worker(conn: AsyncConnection, worker_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The worker's open tickets, oldest first (served by ix_tickets_worker_open)."""
+    rows = await conn.execute(
+        select(T).where(T.c.worker_id == worker_id, T.c.status.in_(("pending", "accepted", "in_progress")))
+        .order_by(T.c.created_at, T.c.id).limit(limit))
+    return [_ticket(r) for r in rows]
+
+
+async def count_open_for_worker(conn: AsyncConnection, worker_id: int) -> int:
+    return int((await conn.execute(
+        select(func.count()).select_from(T)
+        .where(T.c.worker_id == worker_id, T.c.status.in_(("pending", "accepted", "in_progress"))))).scalar_one())
+
+
+async def of_resident(conn: AsyncConnection, openid: str, limit: int = 5) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(T).where(T.c.openid == openid).order_by(T.c.id.desc()).limit(limit))
+    return [_ticket(r) for r in rows]
+
+
+async def latest_unrated(conn: AsyncConnection, openid: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(T).where(T.c.openid == openid, T.c.status == "done")
+                              .order_by(T.c.done_at.desc(), T.c.id.desc()).limit(1))).first()
+    return None if row is None else _ticket(row)
+
+
+async def open_reports_near(conn: AsyncConnection, grid_id: str | None, since: datetime,
+                            exclude_openid: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(T).where(T.c.kind == "report", T.c.status.in_(OPEN), T.c.created_at >= since,
+                        T.c.openid != exclude_openid,
+                        T.c.grid_id.is_(None) if grid_id is None else T.c.grid_id == grid_id)
+        .order_by(T.c.id.desc()).limit(50))
+    return [_ticket(r) for r in rows]
+
+
+async def returned_tickets(conn: AsyncConnection, limit: int = 20) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(T).where(T.c.status == "returned").order_by(T.c.id).limit(limit))
+    return [_ticket(r) for r in rows]
+
+
+# ---- timers -------------------------------------------------------------------------------------
+
+
+async def add_timers(conn: AsyncConnection, ticket_id: int, timers: Sequence[tuple[str, datetime]]) -> None:
+    if timers:
+        await conn.execute(TIMERS.insert(), [{"ticket_id": ticket_id, "kind": k, "due_at": d, "state": "waiting"}
+                                             for k, d in timers])
+
+
+async def cancel_timers(conn: AsyncConnection, ticket_id: int, kinds: Iterable[str] | None = None) -> None:
+    stmt = update(TIMERS).where(TIMERS.c.ticket_id == ticket_id, TIMERS.c.state == "waiting")
+    if kinds is not None:
+        stmt = stmt.where(TIMERS.c.kind.in_(list(kinds)))
+    await conn.execute(stmt.values(state="cancelled"))
+
+
+async def due_timers(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(TIMERS).where(TIMERS.c.state == "waiting", TIMERS.c.due_at <= now)
+                              .order_by(TIMERS.c.due_at, TIMERS.c.id).limit(limit))
+    return [{**dict(r._mapping), "due_at": as_utc(r.due_at)} for r in rows]
+
+
+async def claim_timer(conn: AsyncConnection, timer_id: int) -> bool:
+    """Exactly one process fires a timer: the one whose UPDATE still finds it waiting."""
+    result = await conn.execute(update(TIMERS).where(TIMERS.c.id == timer_id, TIMERS.c.state == "waiting")
+                                .values(state="fired"))
+    return result.rowcount == 1
+
+
+async def timers_of(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(TIMERS).where(TIMERS.c.ticket_id == ticket_id).order_by(TIMERS.c.id))
+    return [{**dict(r._mapping), "due_at": as_utc(r.due_at)} for r in rows]
+
+
+# ---- followers ("我也遇到了") ---------------------------------------------------------------------
+
+
+async def add_follower(conn: AsyncConnection, ticket_id: int, openid: str, now: datetime) -> bool:
+    ins = (postgresql.insert(FOLLOWERS) if conn.dialect.name == "postgresql" else sqlite.insert(FOLLOWERS))
+    result = await conn.execute(ins.values(ticket_id=ticket_id, openid=openid, created_at=now)
+                                .on_conflict_do_nothing(index_elements=["ticket_id", "openid"]))
+    return result.rowcount == 1
+
+
+async def followers_of(conn: AsyncConnection, ticket_id: int) -> list[str]:
+    rows = await conn.execute(select(FOLLOWERS.c.openid).where(FOLLOWERS.c.ticket_id == ticket_id))
+    return [r[0] for r in rows]
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+async def for_report(conn: AsyncConnection, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(T).where(and_(T.c.created_at >= start, T.c.created_at < end),
+                                              T.c.status != "cancelled"))
+    return [_ticket(r) for r in rows]

@@ -1,0 +1,239 @@
+"""The FAQ conversation through the real webhook: review rows, hand-offs, context, reload, health."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.handlers.faq import (
+    CONTEXT_TTL,
+    FALLBACK,
+    HANDOFF_CREATED,
+    HANDOFF_EXISTS,
+    STATE_KEY,
+    last_item,
+)
+from bot.storage.models import Handoff, UnmatchedQuestion
+from tests.conftest import ROOT, make_config
+from tests.dialogue_helpers import FakeClock, say
+from tests.gateway_helpers import running_app
+
+OPENID = "oDialogue0001"
+PENSION = "hrss.resident-pension-enroll"
+PENSION_FILE = "hrss.resident-pension-enroll.toml"
+
+
+async def test_pension_question_then_where_of_the_same_item(db_url: str, http: aiohttp.ClientSession) -> None:
+    clock = FakeClock()
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        first = await say(emu, services, clock, OPENID, "我想办理养老保险，要准备哪些材料？")
+        assert first.item == PENSION and "一寸白底照片" in first.text and "户口簿" in first.text
+        where = await say(emu, services, clock, OPENID, "在哪里办")
+        item = services.knowledge.current.items[PENSION]
+        assert where.item == PENSION and item.where.place in where.text and item.where.hours in where.text
+        state = await services.conversations.load(OPENID, services.dispatcher._clock())  # noqa: SLF001
+        assert state[STATE_KEY]["item"] == PENSION  # the tickets feature reads this for "代办"
+
+
+async def test_nonsense_gets_fallback_and_an_unmatched_row(db_url: str, http: aiohttp.ClientSession) -> None:
+    clock = FakeClock()
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        turn = await say(emu, services, clock, OPENID, "阿巴阿巴阿巴")
+        assert turn.text == FALLBACK and turn.action == "fallback"
+        async with services.engine.connect() as conn:
+            rows = (await conn.execute(select(UnmatchedQuestion))).all()
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row.openid, row.text, row.normalized) == (OPENID, "阿巴阿巴阿巴", "阿巴阿巴阿巴")
+        assert isinstance(row.candidates, list) and row.score >= 0
+        recent = await services.reviews.recent_unmatched(10)
+        assert [r["text"] for r in recent] == ["阿巴阿巴阿巴"]
+        # an answered question is not recorded
+        await say(emu, services, clock, OPENID, "办低保要带啥材料")
+        assert len(await services.reviews.recent_unmatched(10)) == 1
+
+
+async def test_unmatched_text_is_stored_with_personal_numbers_masked(db_url: str, http: aiohttp.ClientSession
+                                                                     ) -> None:
+    async with running_app(make_config(db_url), http) as (_, _emu, services):
+        now = services.dispatcher._clock()  # noqa: SLF001
+        await services.reviews.record_unmatched(OPENID, "我电话13812345678 身份证510821199001011234", "x", ["a"],
+                                                12.5, "1", now)
+        [row] = await services.reviews.recent_unmatched(5)
+        assert "13812345678" not in row["text"] and "510821199001011234" not in row["text"]
+        assert "138****5678" in row["text"]
+
+
+async def test_handoff_is_flagged_once_and_staff_can_list_and_close_it(db_url: str, http: aiohttp.ClientSession
+                                                                       ) -> None:
+    clock = FakeClock()
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        await say(emu, services, clock, OPENID, "办低保要带啥材料")
+        turn = await say(emu, services, clock, OPENID, "转人工，我电话13812345678")
+        assert turn.text == HANDOFF_CREATED and turn.action == "handoff" and turn.intent == "handoff"
+        again = await say(emu, services, clock, OPENID, "我要找人工")
+        assert again.text == HANDOFF_EXISTS
+        open_rows = await services.reviews.handoffs("open")
+        assert len(open_rows) == 1
+        row = open_rows[0]
+        assert row["openid"] == OPENID and row["item"] == "civil.dibao" and "13812345678" not in row["text"]
+        assert await services.reviews.close_handoff(row["id"], services.dispatcher._clock())  # noqa: SLF001
+        assert await services.reviews.handoffs("open") == []
+        third = await say(emu, services, clock, OPENID, "帮我转人工嘛")
+        assert third.text == HANDOFF_CREATED  # a new request after the last one was dealt with
+        async with services.engine.connect() as conn:
+            assert len((await conn.execute(select(Handoff))).all()) == 2
+
+
+async def test_context_expires_even_when_another_feature_keeps_the_state_alive(
+        db_url: str, http: aiohttp.ClientSession) -> None:
+    """Another feature saving the shared state (longer TTL) must not keep our 30-minute context alive."""
+    clock = FakeClock()
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        await say(emu, services, clock, OPENID, "办低保要带啥材料")
+        now = services.dispatcher._clock()  # noqa: SLF001
+        state = await services.conversations.load(OPENID, now)
+        state["tickets"] = {"draft": 1}
+        await services.conversations.save(OPENID, state, now + timedelta(hours=5), now)
+        assert last_item(state, now) == "civil.dibao"
+        clock.advance(CONTEXT_TTL + 60)
+        later = services.dispatcher._clock()  # noqa: SLF001
+        assert last_item(await services.conversations.load(OPENID, later), later) is None
+        turn = await say(emu, services, clock, OPENID, "要多久")
+        assert turn.item is None and "最低生活保障" not in turn.text
+        kept = await services.conversations.load(OPENID, later)
+        assert kept["tickets"] == {"draft": 1}  # read-modify-write: other features' keys survive
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+async def _wait_for_version(services, version: str, clock_steps: int = 200) -> None:  # type: ignore[no-untyped-def]
+    """The watch task polls every ``reload_interval``; wait (bounded) until it swapped the snapshot."""
+    import asyncio
+
+    for _ in range(clock_steps):
+        if services.knowledge.current.version != version:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("knowledge was not reloaded")
+
+
+async def test_hot_reload_serves_edits_and_keeps_last_good_on_broken_file(
+        db_url: str, http: aiohttp.ClientSession, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    faq = tmp_path / "faq"
+    shutil.copytree(ROOT / "faq", faq)
+    config = make_config(db_url, app={"faq_dir": str(faq), "reload_interval": 0.05})
+    clock = FakeClock()
+    async with running_app(config, http, clock=clock) as (_, emu, services):
+        question = "我想办理养老保险，要准备哪些材料？"
+        assert "一寸白底照片" in (await say(emu, services, clock, OPENID, question)).text
+        version = services.knowledge.current.version
+        _edit(faq / PENSION_FILE, 'name = "一寸白底照片"', 'name = "二寸蓝底照片"')
+        await _wait_for_version(services, version)
+        edited = await say(emu, services, clock, OPENID, question)
+        assert "二寸蓝底照片" in edited.text and "一寸白底照片" not in edited.text
+
+        caplog.set_level(logging.INFO, logger="bot.understanding")
+        version = services.knowledge.current.version
+        _edit(faq / PENSION_FILE, "proxy = true", 'proxy = "是"')
+        await _wait_for_version(services, version)
+        still = await say(emu, services, clock, OPENID, question)
+        assert still.item == PENSION and "二寸蓝底照片" in still.text
+        refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert refused, caplog.text
+        line = next(i for i, text in enumerate((faq / PENSION_FILE).read_text().splitlines(), 1)
+                    if text.startswith("proxy"))
+        assert any(f"{PENSION_FILE}:{line}" in m and "[proxy]" in m for m in refused), refused
+
+
+async def test_healthz_reports_faq_items(db_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    count = len(list((ROOT / "faq").glob("*.toml")))
+    async with running_app(make_config(db_url), http) as (server, _, _services):
+        async with http.get(server.make_url("/healthz")) as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["faq"] == "ok" and body["faq_items"] == count
+    empty = tmp_path / "empty-faq"
+    empty.mkdir()
+    async with running_app(make_config(db_url, app={"faq_dir": str(empty)}), http) as (server, emu, services):
+        async with http.get(server.make_url("/healthz")) as resp:
+            body = await resp.json()
+        assert resp.status == 503 and body["faq"] != "ok" and body["faq_items"] == 0
+        reply = await emu.send(emu.text(OPENID, "办低保要带啥材料"))  # the fallback still answers
+        assert reply.text
+
+
+def test_review_commands_list_unmatched_and_handoffs(db_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.clock import utcnow
+    from bot.services.unmatched import ReviewQueue
+    from bot.storage.db import create_engine
+
+    async def seed() -> int:
+        engine = create_engine(db_url, 2)
+        queue = ReviewQueue(engine)
+        await queue.record_unmatched(OPENID, "办个护照要多久", "办个护照要多久", ["police.id-card"], 31.0, "1",
+                                     utcnow())
+        result = await queue.request_handoff(OPENID, "转人工", "civil.dibao", utcnow())
+        await engine.dispose()
+        return result.id
+
+    handoff = asyncio.run(seed())
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "faq", *args],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+    out = run("unmatched")
+    assert out.returncode == 0 and "办个护照要多久" in out.stdout and "police.id-card" in out.stdout, out
+    out = run("handoffs")
+    assert out.returncode == 0 and f"#{handoff}" in out.stdout and "civil.dibao" in out.stdout, out
+    assert run("handoff-done", str(handoff)).returncode == 0
+    out = run("handoffs")
+    assert "没有等待联系" in out.stdout, out
+    assert run("handoff-done", str(handoff)).returncode == 1
+
+
+@pytest.mark.backends("sqlite")
+async def test_locked_database_does_not_cost_the_answer_and_the_row_lands_later(
+        db_url: str, http: aiohttp.ClientSession) -> None:
+    """Regression: recording the unmatched question (a write) held the reply past WeChat's deadline."""
+    import asyncio
+    import sqlite3
+    import time
+
+    from sqlalchemy.engine import make_url
+
+    clock = FakeClock()
+    async with running_app(make_config(db_url, wechat={"reply_deadline": 3.0}), http, clock=clock) as (
+            _, emu, services):
+        await say(emu, services, clock, OPENID, "你好")
+        blocker = sqlite3.connect(make_url(db_url).database or "", timeout=1)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.perf_counter()
+            reply = await emu.send(emu.text(OPENID, "阿巴阿巴阿巴"), timestamp=int(clock()))
+            assert reply.text == FALLBACK and time.perf_counter() - started < 3.0
+        finally:
+            blocker.rollback()
+            blocker.close()
+        for _ in range(200):  # the write goes on in the background once the lock is gone
+            if await services.reviews.recent_unmatched(5):
+                break
+            await asyncio.sleep(0.05)
+        assert [r["text"] for r in await services.reviews.recent_unmatched(5)] == ["阿巴阿巴阿巴"]

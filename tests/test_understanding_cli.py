@@ -1,0 +1,63 @@
+"""The evaluation interface, through a real process: ``match --jsonl`` and ``eval``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.test_understanding_helpers import PYTHON, ROOT, write_tree
+
+
+def run(args: list[str], stdin: str = "", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PYTHON), "-m", "bot", *args], input=stdin, capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_match_jsonl_on_the_real_data() -> None:
+    questions = ["低保要带啥子材料", "明天天气咋样", "社保卡", "", "請問失業金怎麼申請"]
+    result = run(["match", "--jsonl"], "\n".join(questions) + "\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["question"] for line in lines] == [q for q in questions if q]
+    for line in lines:
+        assert set(line) == {"question", "action", "item", "candidates", "score"}
+        assert line["action"] in ("answer", "clarify", "fallback")
+        assert isinstance(line["score"], (int, float)) and len(line["candidates"]) <= 5
+        if line["action"] == "answer":
+            assert line["item"] and line["candidates"] == [line["item"]]
+        else:
+            assert line["item"] is None
+    dibao, weather, card, benefit = lines
+    assert (dibao["action"], dibao["item"]) == ("answer", "civil.dibao")
+    assert (weather["action"], weather["candidates"]) == ("fallback", [])
+    assert card["action"] == "clarify"
+    assert {"hrss.social-security-card", "hrss.social-security-card-replace"} <= set(card["candidates"])
+    assert benefit["item"] == "hrss.unemployment-benefit"
+
+
+def test_match_jsonl_with_explicit_dirs_and_no_catalogue(tmp_path: Path) -> None:
+    faq, intents, _ = write_tree(tmp_path, catalog=None)
+    result = run(["match", "--jsonl", "--faq-dir", str(faq), "--intents-dir", str(intents),
+                  "--catalog", str(tmp_path / "missing.tsv")], "老年证咋个办\n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: catalogue not found" in result.stderr
+    assert json.loads(result.stdout)["item"] == "civil.senior-card"
+
+
+def test_match_uses_the_current_directory_by_default(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    result = run(["match", "低保"], cwd=tmp_path)
+    assert json.loads(result.stdout)["item"] == "civil.dibao"
+
+
+def test_eval_prints_figures_and_misses(tmp_path: Path) -> None:
+    faq, intents, catalog = write_tree(tmp_path)
+    cases = tmp_path / "cases.tsv"
+    cases.write_text("question\texpected\n低保\tcivil.dibao\n天气\tnone\n低保\tpolice.id-card\n", encoding="utf-8")
+    result = run(["eval", str(cases), "--faq-dir", str(faq), "--intents-dir", str(intents), "--catalog", str(catalog)],
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "accuracy             66.7%" in result.stdout
+    assert "fallback precision  100.0%" in result.stdout and "fallback recall     100.0%" in result.stdout
+    assert "line 4: '低保' expected police.id-card; got answer civil.dibao" in result.stdout
