@@ -2,8 +2,9 @@
 
 Starts `resident-bot serve` (SQLite under a temp dir, or --database-url) with N worker processes,
 then drives it from a separate load process over loopback keep-alive connections for a bounded time.
-Every request is a distinct signed WeChat text message, so deduplication and the conversation log are
-exercised for real. Prints msg/s, p50, p99, errors and peak RSS per server process.
+Every request is a distinct signed WeChat text message (MsgId), so deduplication and the conversation
+log are exercised for real; the texts cycle through the 586 resident questions of tests/data/dev.tsv,
+so every message runs the whole dialogue (understanding, conversation state, FAQ answer). Prints msg/s, p50, p99, errors and peak RSS per server process.
 
     .venv/bin/python bench/webhook.py --workers 2 --connections 32 --seconds 20
     .venv/bin/python bench/webhook.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench
@@ -24,12 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import shutil
+
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
-QUESTIONS = ["我想办理养老保险，要准备哪些材料？", "低保咋个申请", "社保卡丢了怎么办", "失业金在哪里领",
-             "屋头老人满八十了政府发不发钱", "残疾证到期了咋个换", "医保异地备案", "你好"]
+QUESTIONS = [line.split("\t")[0] for line in (ROOT / "tests" / "data" / "dev.tsv").read_text("utf-8").splitlines()[1:]
+             if line.strip()]
 
 
 def free_port() -> int:
@@ -134,7 +137,12 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="rb-bench-")
     db_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
     port = free_port()
+    # A snapshot of the knowledge files, so an edit in the working tree during the run (hot reload)
+    # does not disturb the figures.
+    shutil.copytree(ROOT / "faq", Path(tmp) / "faq")
+    shutil.copytree(ROOT / "intents", Path(tmp) / "intents")
     env = {**os.environ, "RESIDENT_BOT_DATABASE_URL": db_url, "RESIDENT_BOT_WECHAT_TOKEN": TOKEN,
+           "RESIDENT_BOT_APP_FAQ_DIR": f"{tmp}/faq", "RESIDENT_BOT_APP_INTENTS_DIR": f"{tmp}/intents",
            "RESIDENT_BOT_APP_LOG_LEVEL": "WARNING", "RESIDENT_BOT_SERVER_PORT": str(port),
            "RESIDENT_BOT_SERVER_WORKERS": str(args.workers), "RESIDENT_BOT_SANDBOX_ENABLED": "true"}
     server = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)

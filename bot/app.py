@@ -2,14 +2,15 @@
 
 Modelled on aiohttp-demos' polls app (``web.AppKey``, ``cleanup_ctx`` per resource), with one
 difference: the pieces are built in :class:`Services` first, so tests and the terminal chat can use
-the same wiring without an HTTP server.
+the same wiring without an HTTP server. Each concern has one ``_setup_*`` step below; the order of
+the dialogue's routers is decided in :func:`_dialogue` and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,13 +24,25 @@ from bot.config import Config
 from bot.dispatch import Dispatcher, Router
 from bot.handlers.account import account_router
 from bot.handlers.fallback import fallback_router
+from bot.handlers.faq import faq_router
+from bot.handlers.notices import notices_router
+from bot.handlers.tickets import grid_scene_router, tickets_router
+from bot.sandbox.mock_wechat import setup_mock
+from bot.services.announcements import Announcements
 from bot.services.journal import Journal
+from bot.services.notices import NoticeService, setup_notices, start_notices
 from bot.services.outbox import Outbox
 from bot.services.residents import Residents
+from bot.services.sender import Outbound, setup_outbound
+from bot.services.tickets import Tickets, setup_tickets
+from bot.services.unmatched import ReviewQueue
 from bot.storage.conversations import ConversationStore
 from bot.storage.db import create_engine, sqlite_path
 from bot.storage.messages import BatchWriter
 from bot.storage.pages import PageStore
+from bot.understanding.loader import KnowledgeHolder
+from bot.web.simulator import setup_simulator
+from bot.web.tickets_page import setup_ticket_pages
 from bot.wechat.webhook import Gateway, setup_routes
 
 log = logging.getLogger(__name__)
@@ -48,15 +61,15 @@ class Services:
     residents: Residents
     conversations: ConversationStore
     pages: PageStore
+    knowledge: KnowledgeHolder
+    reviews: ReviewQueue
+    notices: NoticeService
     dispatcher: Dispatcher
     gateway: Gateway
+    outbound: Outbound | None = None  # WeChat API + outbox sender; None in a sandbox without a mock URL
+    tickets: Tickets | None = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
-    outbound: Any = None  # bot.services.sender.Outbound (WeChat API + outbox sender), None if off
-    tickets: Any = None  # bot.services.tickets.Tickets (工单 for grid workers, issue 4)
-    knowledge: Any = None  # bot.understanding.loader.KnowledgeHolder (faq/ + intents/, hot reload)
-    reviews: Any = None  # bot.services.unmatched.ReviewQueue (unmatched questions, 转人工 hand-offs)
-    notices: Any = None  # bot.services.notices.NoticeService (notices, subscriptions, sign-ups)
 
     async def close(self) -> None:
         for task in self.background:
@@ -97,9 +110,22 @@ def _ours(task: asyncio.Task[Any]) -> bool:
     return f"{os.sep}bot{os.sep}" in filename or f"{os.sep}apscheduler{os.sep}" in filename
 
 
-def routers(services_residents: Residents, extra: list[Router]) -> list[Router]:
-    """The order in which features get to answer: housekeeping, features, then the fallback."""
-    return [account_router(services_residents), *extra, fallback_router()]
+def _dialogue(residents: Residents, faq: Router, notices: Router, conversations: ConversationStore,
+              clock: Callable[[], float]) -> Dispatcher:
+    """Routers in the order they get to answer: housekeeping, features, then the fallback.
+
+    The tickets routers are added by :func:`_setup_tickets` (they need the outbound API): the grid
+    poster scan first (records the grid, returns None so the welcome still comes), tickets right after
+    the account router. The dispatcher shares the app's clock, so tests move time for the whole app.
+    """
+    return Dispatcher([account_router(residents), notices, faq, fallback_router()], state=conversations,
+                      clock=lambda: datetime.fromtimestamp(clock(), timezone.utc))
+
+
+def _setup_tickets(services: Services, clock: Callable[[], float]) -> None:
+    services.tickets = setup_tickets(services, clock)
+    services.dispatcher.routers.insert(0, grid_scene_router(services.tickets))
+    services.dispatcher.routers.insert(2, tickets_router(services.tickets))
 
 
 async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
@@ -111,56 +137,21 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     residents = Residents(engine)
     conversations = ConversationStore(engine, journal, authoritative_cache=config.server.workers == 1)
     pages = PageStore(engine)
-    # --- faq dialogue (bot/handlers/faq.py): knowledge with hot reload, review queue, faq router ---
-    from bot.handlers.faq import faq_router
-    from bot.services.unmatched import ReviewQueue
-    from bot.understanding.loader import KnowledgeHolder
-
     knowledge = await asyncio.to_thread(KnowledgeHolder, config.app.faq_dir, config.app.intents_dir,
                                         config.app.catalog_file or None)
     reviews = ReviewQueue(engine)
-    feature_routers: list[Router] = [faq_router(knowledge, reviews)]
-    # --- notices (bot/handlers/notices.py): 订阅/退订/报名/社区活动/公示, before the FAQ ---
-    from bot.handlers.notices import notices_router
-    from bot.services.announcements import Announcements
-    from bot.services.notices import setup_notices
-
     notices = setup_notices(config, engine, outbox, clock)
-    feature_routers.insert(0, notices_router(notices, Announcements(engine)))
-    # --- end notices ---
-    # The dispatcher shares the app's clock, so tests can move time (context expiry) for the whole app.
-    dispatcher = Dispatcher(routers(residents, feature_routers), state=conversations,
-                            clock=lambda: datetime.fromtimestamp(clock(), timezone.utc))
-    # --- end faq dialogue ---
+    dispatcher = _dialogue(residents, faq_router(knowledge, reviews),
+                           notices_router(notices, Announcements(engine)), conversations, clock)
     gateway = Gateway(config.wechat, dispatcher, journal, outbox, pages, clock=clock)
-    services = Services(
-        config=config,
-        engine=engine,
-        journal=journal,
-        outbox=outbox,
-        residents=residents,
-        conversations=conversations,
-        pages=pages,
-        dispatcher=dispatcher,
-        gateway=gateway,
-    )
-    services.knowledge, services.reviews = knowledge, reviews  # faq dialogue
-    services.notices = notices  # notices (scheduler started in worker 0 by build_app)
+    services = Services(config=config, engine=engine, journal=journal, outbox=outbox, residents=residents,
+                        conversations=conversations, pages=pages, knowledge=knowledge, reviews=reviews,
+                        notices=notices, dispatcher=dispatcher, gateway=gateway)
     services.background.append(asyncio.create_task(knowledge.watch(config.app.reload_interval)))
-    # --- outbound: WeChat API + outbox sender (bot/services/sender.py) ---
-    from bot.services.sender import setup_outbound
-
     services.outbound = setup_outbound(services)
-    # --- tickets (issue 4): bot/services/tickets.py + bot/handlers/tickets.py ---
-    from bot.handlers.tickets import grid_scene_router, tickets_router
-    from bot.services.tickets import setup_tickets
-
-    services.tickets = setup_tickets(services, clock)
-    # grid poster scans first (records the grid, returns None: account_router still answers);
-    # the tickets router right after account_router, before the feature routers (notices, faq).
-    dispatcher.routers.insert(0, grid_scene_router(services.tickets))
-    dispatcher.routers.insert(2, tickets_router(services.tickets))
-    # --- end tickets ---
+    if services.outbound is not None:
+        outbox.listeners.append(services.outbound.sender.wake)
+    _setup_tickets(services, clock)
     return services
 
 
@@ -177,7 +168,7 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["database"] = f"down: {type(exc).__name__}"
-    items = len(services.knowledge.current.items) if services.knowledge is not None else 0  # faq dialogue
+    items = len(services.knowledge.current.items)
     checks["faq"] = "ok" if items else "no items loaded"
     healthy = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if healthy else "degraded", **checks, "faq_items": items}
@@ -187,34 +178,23 @@ async def healthz(request: web.Request) -> web.Response:
 def build_app(config: Config, clock: Callable[[], float] = time.time, worker: int = 0) -> web.Application:
     """The aiohttp application. Services are created on startup and closed on cleanup.
 
-    ``worker`` is the index of this process among ``server.workers``; singletons run in worker 0.
+    ``worker`` is the index of this process among ``server.workers``; singletons (the notices
+    scheduler) run in worker 0.
     """
     app = web.Application(client_max_size=max(config.wechat.max_body_bytes * 2, 1024 * 1024))
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         services = await build_services(config, clock=clock)
         app[SERVICES] = services
-        # --- notices: wake this worker's sender on queued notices; the scheduler runs in worker 0 ---
-        from bot.services.notices import start_notices
-
         start_notices(services, worker)
         yield
         await services.close()
 
     app.cleanup_ctx.append(services_ctx)
-    if config.sandbox_mode:  # --- mock WeChat API at MOCK_PREFIX (bot/sandbox/mock_wechat.py) ---
-        from bot.sandbox.mock_wechat import setup_mock
-
+    if config.sandbox_mode:
         setup_mock(app)
     setup_routes(app, lambda request: request.app[SERVICES].gateway, WEBHOOK_PATH)
     app.router.add_get("/healthz", healthz)
-    # --- simulator (sandbox only; bot/web/simulator.py) ---
-    from bot.web.simulator import setup_simulator
-
     setup_simulator(app, config, WEBHOOK_PATH)
-    # --- end simulator ---
-    # --- tickets: the grid worker's signed mobile ticket page (bot/web/tickets_page.py) ---
-    from bot.web.tickets_page import setup_ticket_pages
-
     setup_ticket_pages(app, lambda request: request.app[SERVICES].tickets)
     return app

@@ -111,3 +111,20 @@ def make_config(db_url: str, mode: str = "plain", **sections: dict[str, Any]) ->
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+async def _no_task_left_behind(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail loudly (instead of hanging at loop close) when a test leaves tasks running."""
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t not in before and t is not current and not t.done()]
+    if left:
+        for task in left:
+            task.cancel()
+        done, pending = await asyncio.wait(left, timeout=5)
+        names = ", ".join(f"{t.get_name()}={t.get_coro()!r}" for t in left)
+        if pending:
+            raise AssertionError(f"tasks ignore cancellation after {request.node.name}: {names}")

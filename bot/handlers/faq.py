@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Iterable, Protocol, Sequence, TypeVar
@@ -93,6 +93,7 @@ ASPECT_EXAMPLES = {
 # --- behaviour -------------------------------------------------------------------------------------
 
 STATE_KEY = "faq"
+MEMO_SIZE = 20_000            # understood messages remembered per knowledge snapshot
 CONTEXT_TTL = 1800          # seconds a resident's FAQ context (last item, clarify list) stays valid
 MAX_REPLY_CHARS = 600       # well under WeChat's 2048-byte cut and readable on a phone
 MAX_OPTIONS = 4             # clarify lists longer than this are hard to read and to pick from
@@ -320,6 +321,7 @@ class FaqDialogue:
     reviews: ReviewQueue
     ttl: int = CONTEXT_TTL
     _lexicon: tuple[Knowledge, Lexicon] | None = field(default=None, init=False, repr=False)
+    _memo: tuple[Knowledge, OrderedDict[str, Understanding]] | None = field(default=None, init=False, repr=False)
     _writes: set[asyncio.Future[Any]] = field(default_factory=set, init=False, repr=False)
 
     async def _bounded(self, work: Awaitable[T], what: str) -> tuple[bool, T | None]:
@@ -351,12 +353,31 @@ class FaqDialogue:
             self._lexicon = (knowledge, Lexicon.build(knowledge))
         return self._lexicon[1]
 
+    def understand(self, knowledge: Knowledge, text: str) -> Understanding:
+        """``knowledge.understand(text)``, memoised per snapshot.
+
+        Residents send the same few messages over and over ("你好", "低保", menu words, the examples
+        on posters), and understanding is pure, so a repeat costs a dict lookup instead of a match
+        (~1 ms). A reload swaps the snapshot and so starts a fresh memo.
+        """
+        if self._memo is None or self._memo[0] is not knowledge:
+            self._memo = (knowledge, OrderedDict())
+        memo = self._memo[1]
+        found = memo.get(text)
+        if found is None:
+            found = memo[text] = knowledge.understand(text)
+            if len(memo) > MEMO_SIZE:
+                memo.popitem(last=False)
+        else:
+            memo.move_to_end(text)
+        return found
+
     async def converse(self, text: str, ctx: Context) -> Response | None:
         """Answer one resident message; ``None`` when no knowledge is loaded (the fallback answers)."""
         knowledge = self.source.current
         if not knowledge.items:
             return None
-        u = knowledge.understand(text)
+        u = self.understand(knowledge, text)
         state = await ctx.state()
         context = read_context(state, ctx.now, self.ttl)
         if u.intent == "handoff":

@@ -29,6 +29,7 @@ from bot.dispatch.events import (
 )
 from bot.logs import mask_personal
 from bot.services.grids import match_area
+from bot.handlers.faq import last_item
 from bot.services.tickets import KINDS, RATINGS, STATUS_CN, TicketError, Tickets
 
 # ---- residents ----------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def tickets_router(tickets: Tickets) -> Router:
         state = await ctx.state()
         item = tickets.items.find(said) if said else None
         if item is None:
-            last = (state.get("faq") or {}).get("item")
+            last = last_item(state, ctx.now)  # the FAQ's context, only while it is fresh
             item = tickets.items.get(last) if isinstance(last, str) else None
         if item is None:
             await save_form(ctx, {"form": "proxy", "step": "item"})
@@ -327,8 +328,8 @@ def tickets_router(tickets: Tickets) -> Router:
 
     async def human(ctx: Context, text: str) -> Response:
         state = await ctx.state()
-        last_item = (state.get("faq") or {}).get("item")
-        content = f"居民请求人工服务（刚才在问：{last_item}）" if last_item else "居民请求人工服务"
+        asked = last_item(state, ctx.now)
+        content = f"居民请求人工服务（刚才在问：{asked}）" if asked else "居民请求人工服务"
         ticket, created = await tickets.create("human", ctx.openid, grid_id=await grid_of(ctx.openid), content=content)
         if not created:
             return Response.text(DUPLICATE.format(id=ticket["id"], status=STATUS_CN[ticket["status"]]),

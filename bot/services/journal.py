@@ -80,17 +80,18 @@ class Journal:
         self._rows.append(row)
         self._kick()
 
-    async def save_state(self, row: queries.StateRow) -> None:
-        """Queue a conversation-state upsert and wait until it is committed (or kept for retry).
+    async def save_state(self, row: queries.StateRow, wait: bool = True) -> None:
+        """Queue a conversation-state upsert; with ``wait``, until it is committed (or kept for retry).
 
         Waiting keeps the state durable before the reply leaves, so a resident's next message is
         read correctly by any worker; the group commit keeps that cheap.
         """
         self._states[row[0]] = row
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._state_waiters.append(future)
         self._kick()
-        await future
+        if wait:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._state_waiters.append(future)
+            await future
 
     def _rows_fit(self) -> bool:
         return len(self._rows) + len(self._claims) < self._max_buffer

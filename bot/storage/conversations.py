@@ -9,7 +9,7 @@ processes a resident's next message may land on another worker, so the cache is 
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from bot.services.journal import Journal
 from bot.storage.models import ConversationState
 
 T = ConversationState.__table__
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class ConversationStore:
@@ -45,6 +46,7 @@ class ConversationStore:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(select(T.c.state, T.c.expires_at).where(T.c.openid == openid))).first()
             if row is None:
+                self._remember(openid, {}, _EPOCH)
                 return {}
             cached = (dict(row[0] or {}), as_utc(row[1]))  # type: ignore[assignment]
             self._remember(openid, *cached)  # type: ignore[arg-type]
@@ -52,12 +54,12 @@ class ConversationStore:
         return dict(state) if expires_at > now else {}
 
     async def save(self, openid: str, state: dict[str, Any], expires_at: datetime, now: datetime) -> None:
+        """Persist through the group commit. With an authoritative cache this process is the only
+        reader, so the reply need not wait for the commit; otherwise it waits, so that any worker
+        reads the new state for the resident's next message."""
         self._remember(openid, dict(state), expires_at)
-        await self._journal.save_state((openid, dict(state), expires_at, now))
+        await self._journal.save_state((openid, dict(state), expires_at, now), wait=not self._cache_on)
 
     async def clear(self, openid: str) -> None:
         """An empty state that is already expired: cheaper than a DELETE through the group commit."""
-        from datetime import timezone
-
-        epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
-        await self.save(openid, {}, epoch, epoch)
+        await self.save(openid, {}, _EPOCH, _EPOCH)

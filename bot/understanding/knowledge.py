@@ -17,8 +17,8 @@ from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, Servic
 from bot.understanding.normalize import Normalizer, Replacer, basic
 
 NormFn = Callable[[str], str]
-#: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛").
-_LEFTOVER = ("那", "这", "它", "办", "去", "弄", "交", "领", "还", "就", "要", "不", "又", "得", "到")
+#: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛", "申请条件").
+_LEFTOVER = ("申请", "那", "这", "它", "办", "去", "弄", "交", "领", "还", "就", "要", "不", "又", "得", "到")
 _FALLBACK = MatchResult("fallback", None, (), 0.0)
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 #: A bare choice: optional 选/要/就, optional 第, a number, optional 个/项/号, optional 吧/嘛/哈.

@@ -19,6 +19,11 @@ How, and why this way:
   out-of-scope topic (``[out_of_scope]`` in intents/) with no item named outright; ``clarify`` when
   the question names two items joined by 和/或者, when it uses a generic word that names several items
   (``[ambiguous]``) and nothing else tells them apart, or when the top two tie; else ``answer``.
+* **Anchors.** Whatever the score, an item is answered or offered only when the question holds an
+  anchor of it: a character or folded-pinyin bigram of its name, an alias or a ``[cues]`` word that
+  at most ``anchor_max_items`` items share. Out-of-scope questions ("想找个保姆", "孩子发烧了去哪家
+  医院") always share some words with some item's *questions*; they rarely contain a piece of its
+  name, an alias or a cue. Clarifies from ``[ambiguous]`` words and "A和B" are anchored by definition.
 
 The matcher is pure: no I/O, no clock, no randomness; the same snapshot always gives the same result.
 """
@@ -29,7 +34,7 @@ import heapq
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from rapidfuzz import fuzz, process
@@ -166,6 +171,8 @@ class Matcher:
         self._rare_postings = {g: p for g, p in self._postings.items() if len(p) <= cap}
         self._ambiguous = self._compile_ambiguous(ambiguous or {})
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
+        # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
+        self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
         self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
         self._anchors = self._compile_anchors(aliases, cues or {})
         self._phrases = [[Phrase(g, sum(self._weights[x] for x in g))
@@ -228,8 +235,9 @@ class Matcher:
         """(features, id) best first, over the shortlist (or over ``only`` when given)."""
         return self._ranked(self._core(normalized), only)
 
-    def _ranked(self, segments: tuple[str, ...], only: Iterable[str] | None) -> list[tuple[Features, str]]:
-        grams = grams_of(segments)
+    def _ranked(self, segments: tuple[str, ...], only: Iterable[str] | None,
+                grams: set[str] | None = None) -> list[tuple[Features, str]]:
+        grams = grams_of(segments) if grams is None else grams
         if not grams:
             return []
         weights = {g: self._gram_weight(g) for g in grams}
@@ -240,13 +248,18 @@ class Matcher:
         else:
             shortlist = self._shortlist(weights)
             shortlist.extend(i for i in exact if i not in shortlist)
-        overlap = {i: sum(w * self._item_grams[i].get(g, 0.0) for g, w in weights.items()) for i in shortlist}
+        overlap = {i: self._overlap(i, weights) for i in shortlist}
         query_pinyin = pinyin_string(segments)
         fuzzy = self._fuzzy(query_pinyin, shortlist)
         scored = [(self._features(i, grams, weights, total, overlap.get(i, 0.0), fuzzy.get(i, 0.0), i in exact),
                    self.ids[i]) for i in shortlist]
         scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
+
+    def _overlap(self, index: int, weights: Mapping[str, float]) -> float:
+        """IDF-weighted share of the question's grams the item uses (set intersection runs in C)."""
+        own = self._item_grams[index]
+        return sum(weights[g] * own[g] for g in own.keys() & weights.keys())
 
     def scores(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[float, str]]:
         """(score, id) best first."""
@@ -294,8 +307,9 @@ class Matcher:
                 best_phrase = max(best_phrase, shared / phrase.total)
         coverage = overlap / total if total else 0.0
         evidence = 1 - math.exp(-overlap / s.evidence_scale)
-        features = Features(coverage, evidence, overlap, best_phrase, fuzzy, 0.0)
-        return replace(features, score=100.0 if exact else self._plain(features))
+        features = Features(coverage, evidence, overlap, best_phrase, fuzzy, 100.0)
+        # dataclasses.replace is slow on this hot path (~50 calls per question): build it twice instead
+        return features if exact else Features(coverage, evidence, overlap, best_phrase, fuzzy, self._plain(features))
 
     def match(self, normalized: str) -> MatchResult:
         """Decide answer / clarify / fallback for one normalised question."""
@@ -303,20 +317,22 @@ class Matcher:
         joined = "".join(segments)
         if len(units(joined)) < self.settings.min_units and joined not in self._exact:
             return MatchResult("fallback", None, (), 0.0)  # "1", "啊": too little to go on
-        ranked = self._ranked(segments, None)
+        grams = grams_of(segments)
+        ranked = self._ranked(segments, None, grams)
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
         if (ranked and ranked[0][0].phrase < 0.999 and scored[0][0] < self.settings.out_of_scope_override
-                and any(t in compact for t in self._out_of_scope)):
+                and self._out_of_scope_re is not None and self._out_of_scope_re.search(compact)):
             # 驾照到期了咋个换: a topic we do not handle, and no item named outright
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self._exact:
             # 那要办好久: only generic words matched, however similar the strings look
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         ambiguous = self._several_named(joined, scored) or self._ambiguity(segments, scored)
-        result = ambiguous or decide(scored, self.settings)
+        if ambiguous:
+            return ambiguous  # it names an item, or uses a listed word for several: anchored either way
+        result = decide(scored, self.settings)
         if result.action != "fallback" and joined not in self._exact:
-            grams = grams_of(segments)
             if not any(grams & self._anchors[self._position[i]] for i in result.candidates):
                 # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item
                 return MatchResult("fallback", None, (), result.score)
