@@ -882,20 +882,36 @@ def setup_tickets(services: Any, clock: Callable[[], float] = time.time) -> Tick
                       ItemCatalog(config.app.faq_dir), clock=now, wake=wake, api=outbound.api if outbound else None)
     scheduler = AsyncIOScheduler(timezone=config.app.timezone)
 
+    stopped = False
+    running: set[asyncio.Task[Any]] = set()
+
     async def poll() -> None:
+        # A run APScheduler queued just before shutdown must not touch a closing engine.
+        if stopped:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
         try:
             await tickets.run_due_timers()
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("ticket timers round failed")
+        finally:
+            running.discard(task)
 
     scheduler.add_job(poll, "interval", seconds=config.tickets.timer_poll_seconds, id="ticket-timers",
                       max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
     scheduler.start()
 
     async def close() -> None:
+        nonlocal stopped
+        stopped = True
         scheduler.shutdown(wait=False)
-        for task in list(tickets.tasks):
+        pending = [*running, *tickets.tasks]
+        for task in pending:
             task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     services.closers.append(close)
     tickets.scheduler = scheduler  # type: ignore[attr-defined]
