@@ -781,7 +781,7 @@ class NoticeScheduler:
             return
         self._running = asyncio.current_task()
         try:
-            while await self.service.tick():
+            while not self._stopped and await self.service.tick():
                 pass
         finally:
             self._running = None
@@ -792,9 +792,13 @@ class NoticeScheduler:
     async def stop(self) -> None:
         """Stop ticking and cancel a fan-out in flight; its lease lapses and the cursor resumes it."""
         self._stopped = True
+        task = self._running
+        if task is not None and not task.done():
+            # A tick cut off mid-query can leave a database connection that never closes: give it
+            # a moment to finish (a fan-out in flight checks the stop flag between chunks).
+            await asyncio.wait({task}, timeout=5)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        task = self._running
         if task is not None and not task.done():
             task.cancel()
             try:

@@ -904,10 +904,14 @@ def setup_tickets(services: Any, clock: Callable[[], float] = time.time) -> Tick
     scheduler.start()
 
     async def close() -> None:
+        """Let a round in flight finish (cancelling it mid-query can leave a database connection
+        that never closes), then stop the scheduler and cancel what is left."""
         nonlocal stopped
         stopped = True
+        if running:
+            await asyncio.wait(list(running), timeout=5)
         scheduler.shutdown(wait=False)
-        pending = [*running, *tickets.tasks]
+        pending = [t for t in [*running, *tickets.tasks] if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
