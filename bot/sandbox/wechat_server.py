@@ -35,10 +35,20 @@ class WebhookReply:
     text: str | None = None
     title: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    article: dict[str, str] = field(default_factory=dict)  # title, description, url, picurl of a news reply
 
     @property
     def is_success(self) -> bool:
         return self.status == 200 and self.body == "success"
+
+
+def _article(inner_xml: str) -> dict[str, str]:
+    """The one article of a passive news reply (our own renderer's CDATA layout)."""
+    out: dict[str, str] = {}
+    for tag in ("Title", "Description", "Url", "PicUrl"):
+        m = re.search(rf"<{tag}><!\[CDATA\[(.*?)\]\]></{tag}>", inner_xml, re.S)
+        out[tag.lower()] = m.group(1) if m else ""
+    return out
 
 
 @dataclass
@@ -82,9 +92,9 @@ class WeChatServerEmulator:
         if "Encrypt" in outer and self._cipher is not None:
             inner = self._cipher.decrypt(outer["Encrypt"])
         fields = parse_fields(inner)
-        title = re.search(r"<Title><!\[CDATA\[(.*?)\]\]></Title>", inner, re.S)
+        article = _article(inner) if fields.get("MsgType") == "news" else {}
         return WebhookReply(status=status, body=body, msg_type=fields.get("MsgType"), text=fields.get("Content"),
-                            title=title.group(1) if title else None, fields=fields)
+                            title=article.get("title"), fields=fields, article=article)
 
     async def post_xml(self, xml: str, **kw: Any) -> WebhookReply:
         params, body = self.build(xml, **kw)

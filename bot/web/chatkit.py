@@ -16,7 +16,6 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
-from defusedxml.ElementTree import fromstring
 
 from bot.config import WeChatConfig
 from bot.dispatch.events import (
@@ -30,7 +29,7 @@ from bot.dispatch.events import (
 )
 from bot.sandbox.launcher import MOCK_PREFIX
 from bot.sandbox.wechat_server import WeChatServerEmulator, WebhookReply, next_msg_id
-from bot.wechat.codec import Cipher, CodecError, parse_fields
+
 
 ACCOUNT = "gh_sandbox"
 
@@ -153,26 +152,6 @@ def emulator_for(wechat: WeChatConfig, webhook_url: str, session: aiohttp.Client
                                 account=ACCOUNT, session=session)
 
 
-def _inner_xml(wechat: WeChatConfig, body: str) -> str:
-    """The reply XML as the phone sees it (decrypted when the gateway encrypted it)."""
-    outer = parse_fields(body)
-    if "Encrypt" in outer and wechat.mode != "plain":
-        cipher = Cipher(wechat.token, wechat.encoding_aes_key, wechat.app_id or "sandbox")
-        return cipher.decrypt(outer["Encrypt"])
-    return body
-
-
-def _news_article(wechat: WeChatConfig, body: str) -> dict[str, str]:
-    """Title, description, url and picture of a passive news reply (the emulator decodes only the title)."""
-    try:
-        item = fromstring(_inner_xml(wechat, body), forbid_dtd=True).find(".//Articles/item")
-    except (CodecError, ValueError, SyntaxError):
-        return {}
-    if item is None:
-        return {}
-    return {tag.lower(): (item.findtext(tag) or "") for tag in ("Title", "Description", "Url", "PicUrl")}
-
-
 def reply_json(wechat: WeChatConfig, reply: WebhookReply) -> dict[str, Any]:
     """The decoded passive reply for the page and the terminal, plus the raw body for the curious."""
     out: dict[str, Any] = {"status": reply.status, "success": reply.is_success, "raw": reply.body[:8000],
@@ -180,7 +159,7 @@ def reply_json(wechat: WeChatConfig, reply: WebhookReply) -> dict[str, Any]:
     if reply.status != 200 or reply.is_success or not reply.body:
         return out
     if reply.msg_type == "news":
-        out["reply"] = {"msgtype": "news", **_news_article(wechat, reply.body)}
+        out["reply"] = {"msgtype": "news", **reply.article}
     else:
         out["reply"] = {"msgtype": reply.msg_type or "", "text": reply.text or ""}
     return out

@@ -1,7 +1,7 @@
 """The WeChat webhook: verification, signed (and encrypted) messages, dedup and the 5-second rule.
 
 Flow of one POST: size limit → timestamp window → signature (``signature`` in plain mode,
-``msg_signature`` over the ciphertext in safe/compatible mode) → decrypt → parse (defusedxml) → typed
+``msg_signature`` over the ciphertext in safe/compatible mode) → decrypt → parse (expat, DTDs refused) → typed
 event → dedup claim → dialogue under a deadline → passive reply (XML, encrypted when the request was).
 
 WeChat retries a POST after 5 s without answer, up to three times. Two layers make a retry harmless:
