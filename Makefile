@@ -19,9 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/resident-bot serve
 
-## Headless Chromium for the browser tests (Debian package), installed when missing.
+## Headless Chromium for the browser tests (Debian package, with a CJK font for readable screenshots), installed when missing.
 browser:
-	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei)
 
 ## Install everything and run the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
 test: $(STAMP) browser
