@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -182,6 +181,3 @@ class Journal:
         async with self._engine.connect() as conn:
             return await queries.find_reply(conn, dedup_key)
 
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

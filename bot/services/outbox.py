@@ -11,11 +11,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.clock import utcnow
 from bot.dispatch.events import NewsReply, Reply, TextReply
+from bot.storage.db import upsert_insert
 from bot.storage.models import OutboxMessage
 
 T = OutboxMessage.__table__
@@ -39,10 +39,8 @@ class Outbox:
         # for the sender's next poll.
         self.listeners: list[Callable[[], None]] = []
 
-    def _insert(self, dialect: str) -> Any:
-        return (postgresql.insert(T) if dialect == "postgresql" else sqlite.insert(T)).on_conflict_do_nothing(
-            index_elements=["idempotency_key"]
-        )
+    def _insert(self, conn: AsyncConnection) -> Any:
+        return upsert_insert(conn, T).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
     async def enqueue_many(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert outbox rows (keys already present are skipped); returns how many were new."""
@@ -62,7 +60,7 @@ class Outbox:
             for row in rows
         ]
         async with self._engine.begin() as conn:
-            result = await conn.execute(self._insert(conn.dialect.name).returning(T.c.id), full)
+            result = await conn.execute(self._insert(conn).returning(T.c.id), full)
             added = len(result.all())
         if added:
             for listener in self.listeners:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def is_sqlite(url: str) -> bool:
@@ -43,6 +44,19 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update``.
+
+    SQLAlchemy spells ON CONFLICT per dialect; the two we run on share the same API.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect}")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

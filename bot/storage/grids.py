@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.db import upsert_insert
 from bot.storage.models import Grid, GridWorker, ResidentGrid, WorkerInvite
 
 GRIDS = Grid.__table__
@@ -19,10 +19,6 @@ INVITES = WorkerInvite.__table__
 
 def _rows(result: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
-
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
 async def upsert_worker(conn: AsyncConnection, name: str, phone: str, role: str, now: datetime) -> int:
@@ -37,7 +33,7 @@ async def upsert_worker(conn: AsyncConnection, name: str, phone: str, role: str,
 
 
 async def upsert_grid(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    ins = _insert(conn, GRIDS).values(**values)
+    ins = upsert_insert(conn, GRIDS).values(**values)
     cols = [c for c in values if c != "id"]
     await conn.execute(ins.on_conflict_do_update(index_elements=["id"], set_={c: ins.excluded[c] for c in cols}))
 
@@ -92,7 +88,7 @@ async def resident_grid(conn: AsyncConnection, openid: str) -> dict[str, Any] | 
 
 async def save_resident(conn: AsyncConnection, openid: str, now: datetime, **values: Any) -> None:
     """Upsert the resident's grid row, changing only the given columns."""
-    ins = _insert(conn, RESIDENT_GRIDS).values(openid=openid, updated_at=now, **values)
+    ins = upsert_insert(conn, RESIDENT_GRIDS).values(openid=openid, updated_at=now, **values)
     cols = [*values, "updated_at"]
     await conn.execute(ins.on_conflict_do_update(index_elements=["openid"], set_={c: ins.excluded[c] for c in cols}))
 

@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.db import upsert_insert
 from bot.storage.models import Message
 
 if TYPE_CHECKING:
@@ -22,12 +22,7 @@ T = Message.__table__
 
 
 def _insert(conn: AsyncConnection) -> Any:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(T)
-    if dialect == "sqlite":
-        return sqlite.insert(T)
-    raise RuntimeError(f"unsupported database {dialect}")
+    return upsert_insert(conn, T)
 
 
 async def insert_claims(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -57,12 +52,6 @@ async def find_reply(conn: AsyncConnection, dedup_key: str) -> tuple[list[Any] |
     return None if row is None else (row[0], row[1])
 
 
-async def recent(conn: AsyncConnection, limit: int = 50, openid: str | None = None) -> list[dict[str, Any]]:
-    """Newest log rows first (staff screen, simulator, tests)."""
-    stmt = select(T).order_by(T.c.id.desc()).limit(limit)
-    if openid:
-        stmt = stmt.where(T.c.openid == openid)
-    return [dict(r._mapping) for r in await conn.execute(stmt)]
 
 
 COLUMNS = ("dedup_key", "reply_to", "openid", "direction", "kind", "content", "replies", "intent", "item",
@@ -111,7 +100,7 @@ async def upsert_states(conn: AsyncConnection, states: Sequence[StateRow]) -> No
     from bot.storage.models import ConversationState
 
     table = ConversationState.__table__
-    ins = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+    ins = upsert_insert(conn, table)
     stmt = ins.on_conflict_do_update(
         index_elements=["openid"],
         set_={"state": ins.excluded.state, "expires_at": ins.excluded.expires_at, "updated_at": ins.excluded.updated_at},

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import as_utc
 from bot.storage import models
+from bot.storage.db import upsert_insert
 from bot.storage.models import (
     Announcement,
     Notice,
@@ -47,10 +47,6 @@ _TIMES = ("starts_at", "ends_at", "published_at", "updated_at", "due_at", "origi
           "started_at", "finished_at", "created_at", "at")
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-
-
 def _row(row: Any) -> dict[str, Any]:
     out = dict(row._mapping)
     for key in _TIMES:
@@ -79,7 +75,7 @@ def message_key(notice_id: str, push_key: str, openid: str) -> str:
 
 async def upsert_notice(conn: AsyncConnection, values: dict[str, Any]) -> None:
     """Insert or update a notice from its file; ``taken`` (sign-ups so far) is never overwritten."""
-    ins = _insert(conn, N).values(**values)
+    ins = upsert_insert(conn, N).values(**values)
     cols = [k for k in values if k not in ("id", "taken", "published_at")]
     await conn.execute(ins.on_conflict_do_update(index_elements=["id"], set_={c: ins.excluded[c] for c in cols}))
 
@@ -118,7 +114,7 @@ async def upcoming_notices(conn: AsyncConnection, now: datetime, limit: int) -> 
 async def schedule_push(conn: AsyncConnection, notice_id: str, push_key: str, due_at: datetime,
                         urgent: bool) -> None:
     """Create a push, or move a not-yet-started one to its new time (the file was edited)."""
-    ins = _insert(conn, P).values(notice_id=notice_id, push_key=push_key, due_at=due_at, original_due_at=due_at,
+    ins = upsert_insert(conn, P).values(notice_id=notice_id, push_key=push_key, due_at=due_at, original_due_at=due_at,
                                   urgent=urgent, status="scheduled", queued=0)
     await conn.execute(ins.on_conflict_do_update(
         index_elements=["notice_id", "push_key"],
@@ -290,7 +286,7 @@ async def add_skips(conn: AsyncConnection, notice_id: str, push_key: str, skips:
         return
     rows = [{"notice_id": notice_id, "push_key": push_key, "openid": o, "reason": reason, "at": now}
             for o, reason in skips]
-    await conn.execute(_insert(conn, SKIPS).on_conflict_do_nothing(), rows)
+    await conn.execute(upsert_insert(conn, SKIPS).on_conflict_do_nothing(), rows)
 
 
 # ---- subscriptions and tags ---------------------------------------------------------------------
@@ -299,7 +295,7 @@ async def add_skips(conn: AsyncConnection, notice_id: str, push_key: str, skips:
 async def set_choice(conn: AsyncConnection, openid: str, categories: Sequence[str], subscribed: bool,
                      now: datetime) -> None:
     rows = [{"openid": openid, "category": c, "subscribed": subscribed, "updated_at": now} for c in categories]
-    ins = _insert(conn, S)
+    ins = upsert_insert(conn, S)
     await conn.execute(ins.on_conflict_do_update(
         index_elements=["openid", "category"],
         set_={"subscribed": ins.excluded.subscribed, "updated_at": ins.excluded.updated_at}), rows)
@@ -348,7 +344,7 @@ async def queued_on(conn: AsyncConnection, day: str) -> int:
 async def add_queued(conn: AsyncConnection, day: str, count: int) -> None:
     if count <= 0:
         return
-    ins = _insert(conn, DAILY).values(day=day, queued=count)
+    ins = upsert_insert(conn, DAILY).values(day=day, queued=count)
     await conn.execute(ins.on_conflict_do_update(index_elements=["day"], set_={"queued": DAILY.c.queued + count}))
 
 
@@ -372,7 +368,7 @@ async def signup(conn: AsyncConnection, notice_id: str, openid: str, now: dateti
         .values(taken=N.c.taken + 1)
     )
     status = "confirmed" if won.rowcount == 1 else "waiting"
-    ins = _insert(conn, SIGNUPS).values(notice_id=notice_id, openid=openid, status=status, created_at=now,
+    ins = upsert_insert(conn, SIGNUPS).values(notice_id=notice_id, openid=openid, status=status, created_at=now,
                                         updated_at=now)
     await conn.execute(ins.on_conflict_do_update(
         index_elements=["notice_id", "openid"], set_={"status": status, "updated_at": now, "created_at": now}))
@@ -495,7 +491,7 @@ async def report(conn: AsyncConnection, notice_id: str) -> dict[str, Any]:
 
 
 async def upsert_announcement(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    ins = _insert(conn, A).values(**values)
+    ins = upsert_insert(conn, A).values(**values)
     await conn.execute(ins.on_conflict_do_update(index_elements=["id"],
                                                  set_={c: ins.excluded[c] for c in values if c != "id"}))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.db import upsert_insert
 from bot.storage.models import Resident, TemplateReceipt
 
 R = Resident.__table__
@@ -15,7 +15,7 @@ RECEIPTS = TemplateReceipt.__table__
 
 
 def _upsert(conn: AsyncConnection, values: dict[str, object], update_cols: list[str]):  # type: ignore[no-untyped-def]
-    ins = (postgresql.insert(R) if conn.dialect.name == "postgresql" else sqlite.insert(R)).values(**values)
+    ins = upsert_insert(conn, R).values(**values)
     return ins.on_conflict_do_update(index_elements=["openid"], set_={c: ins.excluded[c] for c in update_cols})
 
 

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import as_utc
+from bot.storage.db import upsert_insert
 from bot.storage.models import Ticket, TicketEvent, TicketFollower, TicketTimer
 
 T = Ticket.__table__
@@ -155,7 +155,7 @@ async def timers_of(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any
 
 
 async def add_follower(conn: AsyncConnection, ticket_id: int, openid: str, now: datetime) -> bool:
-    ins = (postgresql.insert(FOLLOWERS) if conn.dialect.name == "postgresql" else sqlite.insert(FOLLOWERS))
+    ins = upsert_insert(conn, FOLLOWERS)
     result = await conn.execute(ins.values(ticket_id=ticket_id, openid=openid, created_at=now)
                                 .on_conflict_do_nothing(index_elements=["ticket_id", "openid"]))
     return result.rowcount == 1

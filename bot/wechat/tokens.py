@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import as_utc
+from bot.storage.db import upsert_insert
 from bot.storage.models import AccessToken
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class DbTokenStore:
 
     async def acquire(self, owner: str, now: float, ttl: float) -> bool:
         async with self._engine.begin() as conn:
-            insert = postgresql.insert(T) if conn.dialect.name == "postgresql" else sqlite.insert(T)
+            insert = upsert_insert(conn, T)
             await conn.execute(insert.values(appid=self._appid).on_conflict_do_nothing(index_elements=["appid"]))
             result = await conn.execute(
                 update(T)
