@@ -9,9 +9,11 @@ start-up with one line that names the key. Secret values are never part of an er
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
@@ -89,6 +91,15 @@ class OutboxConfig:
     batch_size: int = 50
     poll_interval: float = 0.5
     rate_per_second: float = 100.0
+    receipt_retry_delays: str = "60 300 1800"  # seconds; one re-send per value after a "system failed" receipt
+
+    @property
+    def receipt_delays(self) -> tuple[timedelta, ...]:
+        """``receipt_retry_delays`` parsed; raises ValueError on anything but non-negative seconds."""
+        seconds = [float(v) for v in self.receipt_retry_delays.replace(",", " ").split()]
+        if not all(math.isfinite(s) and s >= 0 for s in seconds):
+            raise ValueError("delays must be finite and not negative")
+        return tuple(timedelta(seconds=s) for s in seconds)
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("config: database.url is required")
     if config.sandbox.enabled.lower() not in ("auto", "true", "false", "yes", "no", "1", "0"):
         raise ConfigError("config: sandbox.enabled must be auto, true or false")
+    try:
+        config.outbox.receipt_delays
+    except ValueError:
+        raise ConfigError('config: outbox.receipt_retry_delays must be seconds separated by spaces, '
+                          'e.g. "60 300 1800"') from None
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -55,7 +55,7 @@ def account_router(residents: Residents) -> Router:
     @router.on(TemplateSendJobFinishEvent)
     async def on_receipt(event: ResidentEvent, ctx: Context) -> Response:
         assert isinstance(event, TemplateSendJobFinishEvent)
-        await residents.receipt(event.template_msg_id, event.openid, event.status)
-        return Response(intent="template_receipt", action="recorded")
+        resent = await residents.receipt(event.template_msg_id, event.openid, event.status)
+        return Response(intent="template_receipt", action="recorded" if resent is None else "resend")
 
     return router

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Callable
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import utcnow
+from bot.config import OutboxConfig
+from bot.storage import outbox as outbox_q
 from bot.storage import residents as q
+
+DEFAULT_RESEND_DELAYS = OutboxConfig().receipt_delays
 
 
 class Residents:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow,
+                 resend_delays: Sequence[timedelta] = DEFAULT_RESEND_DELAYS) -> None:
         self._engine = engine
         self._clock = clock
+        self._resend_delays = tuple(resend_delays)  # outbox.receipt_retry_delays
 
     async def subscribed(self, openid: str, scene: str | None) -> None:
         async with self._engine.begin() as conn:
@@ -32,9 +38,20 @@ class Residents:
         async with self._engine.begin() as conn:
             await q.set_location(conn, openid, lat, lon, self._clock())
 
-    async def receipt(self, msgid: str, openid: str, status: str) -> None:
+    async def receipt(self, msgid: str, openid: str, status: str) -> int | None:
+        """Store a TEMPLATESENDJOBFINISH receipt; on "system failed" queue the message again.
+
+        Runs on the webhook path, so it is one short transaction (an INSERT and at most one UPDATE)
+        and never calls WeChat: the outbox sender sends the row again when it is due. Returns the
+        outbox id put back in the queue, or None (success, user block, unknown msgid, duplicate
+        receipt, re-sends used up).
+        """
+        now = self._clock()
         async with self._engine.begin() as conn:
-            await q.add_receipt(conn, msgid, openid, status, self._clock())
+            await q.add_receipt(conn, msgid, openid, status, now)
+            if outbox_q.is_system_failure(status):
+                return await outbox_q.resend_after_receipt(conn, msgid, openid, now, self._resend_delays)
+        return None
 
     async def get(self, openid: str) -> dict[str, object] | None:
         async with self._engine.connect() as conn:

@@ -8,7 +8,21 @@ Why this shape:
 - errors WeChat will repeat forever (45015 outside the 48-hour window, 43004 not following, 40003,
   45047, …) are recorded and not retried; 43004 also marks the resident unsubscribed so nobody keeps
   sending; everything else is retried with exponential backoff up to ``outbox.max_attempts``;
-- rows for one resident go out in order: a failed part holds back the later parts of the same kind.
+- rows for one resident go out in order: a failed part holds back the later parts of the same kind;
+- a template message whose receipt says "failed: system failed" is put back in the queue by the
+  receipt itself (``bot.storage.outbox.resend_after_receipt``, one UPDATE on the webhook path) and
+  sent again here when due, up to ``outbox.receipt_retry_delays``; "failed:user block" never is.
+
+Results are written by group commit: each send, once WeChat has answered, hands its result to
+:meth:`OutboxSender._record` and waits until it is committed; whichever send finds no write in
+progress writes everything handed over so far in one transaction (no timer: a lone send commits at
+once). Exactly-once is unchanged. The window in which a crash causes a double send is, as before,
+"WeChat accepted the message, our commit did not happen": the row keeps its lease, and when the
+lease lapses another sender sends it again. Each send coroutine still has at most one result
+awaiting commit and does not start its next row before that commit, so the rows inside the window
+at any moment are at most the sends in flight (≤ ``batch_size``) — the same bound as one commit
+per send, where those sends queued for the database one by one. What changes is only how long a
+result waits (up to two short batch commits instead of its own commit behind the others').
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any, Callable, Sequence
@@ -28,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import utcnow
 from bot.config import OutboxConfig
 from bot.storage import outbox as queries
+from bot.storage.outbox import Result
 from bot.storage.residents import mark_unsubscribed_by_error
 from bot.wechat.api import WeChatApi, WeChatApiError, build_wechat_api
 
@@ -110,9 +125,13 @@ class OutboxSender:
         # The lease must outlast a whole batch at the configured rate, plus one slow call.
         batch_time = config.batch_size / rate if rate > 0 else 0.0
         self._lease = timedelta(seconds=lease_seconds if lease_seconds is not None else 2 * batch_time + 60.0)
+        self._resend_delays = config.receipt_delays
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        # Group commit of results: handed over, not yet written (see the module docstring).
+        self._unrecorded: list[_Unrecorded] = []
+        self._writing = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -199,8 +218,8 @@ class OutboxSender:
         await self._limiter.acquire()
         started = time.monotonic()
         try:
-            result = await deliver(self._api, row["kind"], row["openid"], row["payload"])
-            msgid = result.get("msgid")
+            answer = await deliver(self._api, row["kind"], row["openid"], row["payload"])
+            msgid = answer.get("msgid")
             outcome = Outcome("sent", msgid=None if msgid is None else str(msgid))
         except WeChatApiError as exc:
             outcome = self._after_error(row, exc.errcode, exc.errmsg or exc.endpoint, permanent=exc.permanent)
@@ -208,7 +227,13 @@ class OutboxSender:
             outcome = Outcome("failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. TokenUnavailable, a database error: try again later
             outcome = self._after_error(row, None, type(exc).__name__, permanent=False)
-        await self._record(row, outcome, (time.monotonic() - started) * 1000)
+        result = Result(id=row["id"], status=outcome.status, at=self._clock(),
+                        duration_ms=(time.monotonic() - started) * 1000, errcode=outcome.errcode,
+                        error=outcome.error, msgid=outcome.msgid, next_at=outcome.next_at)
+        await self._record(_Unrecorded(result, row["openid"], row["kind"]))
+        if outcome.status != "sent":
+            log.info("outbox %s (%s) %s: errcode=%s %s", row["id"], row["kind"], outcome.status, outcome.errcode,
+                     outcome.error)
         return outcome
 
     def _after_error(self, row: dict[str, Any], errcode: int | None, error: str, permanent: bool) -> Outcome:
@@ -222,26 +247,74 @@ class OutboxSender:
         seconds = min(self._config.backoff_max, self._config.backoff_base * 2 ** (attempts - 1))
         return timedelta(seconds=seconds)
 
-    async def _record(self, row: dict[str, Any], outcome: Outcome, duration_ms: float) -> None:
+    # ---- recording results (group commit) --------------------------------------------------------
+
+    async def _record(self, item: "_Unrecorded") -> None:
+        """Hand a result over and return once it is committed (written by us or by a send before us)."""
+        item.written = asyncio.get_running_loop().create_future()
+        self._unrecorded.append(item)
+        if not self._writing:
+            try:
+                await self._write_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a later batch (others' results) may be what failed
+                pass  # our own outcome is in ``item.written``: raised just below if it was not written
+        await item.written
+
+    async def _write_all(self) -> None:
+        """Write batches until nothing is left; a failed batch fails every waiting send with it."""
+        self._writing = True
+        try:
+            while self._unrecorded:
+                batch, self._unrecorded = self._unrecorded, []
+                try:
+                    await self._write(batch)
+                except BaseException as exc:
+                    for item in batch + self._unrecorded:
+                        _fail(item.written, exc)
+                    self._unrecorded = []
+                    raise
+                for item in batch:
+                    if not item.written.done():
+                        item.written.set_result(None)
+        finally:
+            self._writing = False
+
+    async def _write(self, batch: list["_Unrecorded"]) -> None:
         now = self._clock()
+        results = [item.result for item in batch]
         async with self._engine.begin() as conn:
-            await queries.add_attempt(conn, row["id"], now, outcome.errcode if outcome.status != "sent" else 0,
-                                      outcome.error, duration_ms)
-            if outcome.status == "sent":
-                owned = await queries.mark_sent(conn, row["id"], self.owner, now, outcome.msgid)
-            elif outcome.status == "retry":
-                assert outcome.next_at is not None
-                owned = await queries.mark_retry(conn, row["id"], self.owner, outcome.next_at, outcome.errcode,
-                                                 outcome.error or "")
-            else:
-                owned = await queries.mark_failed(conn, row["id"], self.owner, outcome.errcode, outcome.error or "")
-            if outcome.errcode == NOT_FOLLOWING and row["openid"]:
-                await mark_unsubscribed_by_error(conn, row["openid"], now)
-        if not owned:
-            log.warning("outbox %s: lease lost before the result was recorded", row["id"])
-        if outcome.status != "sent":
-            log.info("outbox %s (%s) %s: errcode=%s %s", row["id"], row["kind"], outcome.status, outcome.errcode,
-                     outcome.error)
+            updated = await queries.record_results(conn, self.owner, results)
+            for item in batch:
+                if item.result.errcode == NOT_FOLLOWING and item.openid:
+                    await mark_unsubscribed_by_error(conn, item.openid, now)
+            templates = [i.result.id for i in batch if i.kind == "template" and i.result.status == "sent"]
+            resent = await queries.resend_if_receipt_came_first(conn, templates, now, self._resend_delays)
+        if updated is not None and updated < len(batch):
+            log.warning("outbox: %d of %d results not recorded: lease lost", len(batch) - updated, len(batch))
+        if resent:
+            log.info("outbox %s: receipt said system failed before the send was recorded; re-send scheduled",
+                     ", ".join(map(str, resent)))
+
+
+@dataclass
+class _Unrecorded:
+    """One result waiting for the group commit, with what the commit needs besides the result."""
+
+    result: Result
+    openid: str | None
+    kind: str
+    written: asyncio.Future[None] = field(init=False)
+
+
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(exc)
 
 
 @dataclass

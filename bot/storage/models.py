@@ -85,6 +85,9 @@ class OutboxMessage(Base):
     wechat_msgid: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Re-sends scheduled because the template receipt said "failed: system failed" (bounded by
+    # ``outbox.receipt_retry_delays``); such a row no longer holds back the resident's later rows.
+    receipt_retries: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 

@@ -6,21 +6,30 @@ stamps ``lease_owner``/``lease_until`` on rows that are due and not leased; Post
 ``FOR UPDATE SKIP LOCKED`` so concurrent senders take different rows instead of queueing behind each
 other; SQLite runs the whole UPDATE under its write lock, which gives the same exactly-once claim.
 Every outcome is written only while we still own the lease (``WHERE lease_owner = :owner``).
+
+Template receipts (TEMPLATESENDJOBFINISH) saying "failed: system failed" put a ``sent`` row back to
+``pending`` with a delay (:func:`resend_after_receipt`); the guard ``status = 'sent' AND wechat_msgid =
+:msgid`` makes a duplicate receipt a no-op, and the re-send gets a new msgid, so a late receipt of the
+old one matches nothing. A receipt that beats the sender's commit is caught by the sender instead
+(:func:`resend_if_receipt_came_first`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import as_utc
-from bot.storage.models import OutboxAttempt, OutboxMessage
+from bot.storage.models import OutboxAttempt, OutboxMessage, TemplateReceipt
 
 T = OutboxMessage.__table__
 ATTEMPTS = OutboxAttempt.__table__
+RECEIPTS = TemplateReceipt.__table__
+SYSTEM_FAILED = "failed:systemfailed"  # a receipt status with spaces removed, lower case
 
 
 def _lease_free(table: Any, now: datetime) -> Any:
@@ -31,12 +40,15 @@ def _blocked_by_earlier(candidate: Any, now: datetime) -> Any:
     """An earlier pending row of the same resident and kind is waiting or in flight: keep the order.
 
     Without this a reply split into parts could arrive 2-1 when part 1 is being retried.
+    A row waiting for a re-send after a failed receipt does not hold anyone back: it was sent once
+    already (the order was kept then), and a 30-minute wait must not delay the resident's next message.
     """
     p = T.alias("earlier")
     return exists().where(
         p.c.openid == candidate.c.openid,
         p.c.kind == candidate.c.kind,
         p.c.status == "pending",
+        p.c.receipt_retries == 0,
         p.c.id < candidate.c.id,
         or_(p.c.next_attempt_at > now, and_(p.c.lease_until.is_not(None), p.c.lease_until >= now)),
     )
@@ -75,36 +87,118 @@ async def claim_due(conn: AsyncConnection, owner: str, now: datetime, lease_unti
     return rows
 
 
-def _owned(row_id: int, owner: str) -> Any:
-    return and_(T.c.id == row_id, T.c.lease_owner == owner, T.c.status == "pending")
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one try, as the sender hands it over for recording."""
+
+    id: int
+    status: str  # sent / retry / failed
+    at: datetime
+    duration_ms: float
+    errcode: int | None = None
+    error: str | None = None
+    msgid: str | None = None
+    next_at: datetime | None = None
 
 
-async def mark_sent(conn: AsyncConnection, row_id: int, owner: str, now: datetime, msgid: str | None) -> bool:
-    result = await conn.execute(
-        update(T).where(_owned(row_id, owner)).values(
-            status="sent", sent_at=now, attempts=T.c.attempts + 1, errcode=0, error=None, wechat_msgid=msgid,
-            lease_owner=None, lease_until=None)
+def _owned(owner: str) -> Any:
+    return and_(T.c.id == bindparam("b_id"), T.c.lease_owner == owner, T.c.status == "pending")
+
+
+def _released(**values: Any) -> dict[str, Any]:
+    return {"attempts": T.c.attempts + 1, "lease_owner": None, "lease_until": None, **values}
+
+
+def _result_updates(owner: str) -> dict[str, tuple[Any, Callable[[Result], dict[str, Any]]]]:
+    """Per outcome: the executemany UPDATE and the parameters one result gives it."""
+    return {
+        "sent": (update(T).where(_owned(owner)).values(**_released(
+            status="sent", sent_at=bindparam("b_at"), errcode=0, error=None, wechat_msgid=bindparam("b_msgid"))),
+            lambda r: {"b_id": r.id, "b_at": r.at, "b_msgid": r.msgid}),
+        "retry": (update(T).where(_owned(owner)).values(**_released(
+            next_attempt_at=bindparam("b_next"), errcode=bindparam("b_errcode"), error=bindparam("b_error"))),
+            lambda r: {"b_id": r.id, "b_next": r.next_at, "b_errcode": r.errcode, "b_error": r.error or ""}),
+        "failed": (update(T).where(_owned(owner)).values(**_released(
+            status="failed", errcode=bindparam("b_errcode"), error=bindparam("b_error"))),
+            lambda r: {"b_id": r.id, "b_errcode": r.errcode, "b_error": r.error or ""}),
+    }
+
+
+async def record_results(conn: AsyncConnection, owner: str, results: Sequence[Result]) -> int | None:
+    """Write a batch of outcomes: one ``outbox_attempts`` row each, then each row's new state.
+
+    One executemany per kind of outcome, so a batch costs a handful of round trips whatever its size.
+    Rows whose lease we no longer own are left alone. Returns how many rows were updated when the
+    driver reports it (SQLite does; asyncpg's executemany may not: then None).
+    """
+    if not results:
+        return 0
+    await conn.execute(insert(ATTEMPTS), [
+        {"outbox_id": r.id, "at": r.at, "errcode": 0 if r.status == "sent" else r.errcode, "error": r.error,
+         "duration_ms": r.duration_ms} for r in results])
+    updated: int | None = 0
+    for status, (stmt, params) in _result_updates(owner).items():
+        batch = [params(r) for r in results if r.status == status]
+        if not batch:
+            continue
+        count = (await conn.execute(stmt, batch)).rowcount
+        updated = None if updated is None or count is None or count < 0 else updated + count
+    return updated
+
+
+# ---- re-sends after a failed template receipt -------------------------------------------------------
+
+
+def is_system_failure(status: str) -> bool:
+    """True for "failed: system failed" (spaces vary): the only receipt status worth a re-send.
+
+    "failed:user block" is the resident's choice and is never re-sent; "success" needs nothing.
+    """
+    return status.replace(" ", "").lower() == SYSTEM_FAILED
+
+
+def _resend(where: Any, now: datetime, delays: Sequence[timedelta]) -> Any:
+    """The one UPDATE that puts a sent template row back in the queue, ``delays[n]`` after ``now``
+    for its n-th re-send; rows that used up ``delays`` are left as they are (sent, receipt failed)."""
+    due = case({n: literal(now + d, T.c.next_attempt_at.type) for n, d in enumerate(delays)},
+               value=T.c.receipt_retries, else_=T.c.next_attempt_at)
+    return (
+        update(T)
+        .where(where, T.c.status == "sent", T.c.kind == "template", T.c.receipt_retries < len(delays))
+        .values(status="pending", next_attempt_at=due, receipt_retries=T.c.receipt_retries + 1,
+                error="receipt: failed: system failed", lease_owner=None, lease_until=None)
+        .returning(T.c.id)
     )
-    return result.rowcount == 1
 
 
-async def mark_retry(conn: AsyncConnection, row_id: int, owner: str, next_at: datetime, errcode: int | None,
-                     error: str) -> bool:
-    result = await conn.execute(
-        update(T).where(_owned(row_id, owner)).values(
-            attempts=T.c.attempts + 1, next_attempt_at=next_at, errcode=errcode, error=error,
-            lease_owner=None, lease_until=None)
-    )
-    return result.rowcount == 1
+async def resend_after_receipt(conn: AsyncConnection, msgid: str, openid: str, now: datetime,
+                               delays: Sequence[timedelta]) -> int | None:
+    """A "system failed" receipt arrived: schedule the row that got ``msgid`` for a re-send.
+
+    Returns the outbox id, or None (unknown msgid, a duplicate receipt, re-sends used up).
+    """
+    if not delays:
+        return None
+    rows = (await conn.execute(_resend(and_(T.c.wechat_msgid == msgid, T.c.openid == openid), now, delays))).all()
+    return int(rows[0].id) if rows else None
 
 
-async def mark_failed(conn: AsyncConnection, row_id: int, owner: str, errcode: int | None, error: str) -> bool:
-    result = await conn.execute(
-        update(T).where(_owned(row_id, owner)).values(
-            status="failed", attempts=T.c.attempts + 1, errcode=errcode, error=error,
-            lease_owner=None, lease_until=None)
-    )
-    return result.rowcount == 1
+async def resend_if_receipt_came_first(conn: AsyncConnection, ids: Sequence[int], now: datetime,
+                                       delays: Sequence[timedelta]) -> list[int]:
+    """Rows just marked sent whose "system failed" receipt was stored before we recorded the msgid.
+
+    WeChat can call the webhook before the sender commits; that receipt's UPDATE found no row with
+    its msgid, so the sender applies the same rule here, in the transaction that records the msgid.
+    Exact on SQLite (writers are serialised). On PostgreSQL a receipt whose transaction overlaps this
+    one to the millisecond can still be missed by both (each reads before the other commits): the
+    receipt stays recorded and the report shows the failure, but no re-send happens.
+    """
+    if not ids or not delays:
+        return []
+    failed = exists().where(RECEIPTS.c.wechat_msgid == T.c.wechat_msgid,
+                            func.lower(func.replace(RECEIPTS.c.status, " ", "")) == SYSTEM_FAILED)
+    rows = await conn.execute(_resend(and_(T.c.id.in_(list(ids)), failed), now, delays))
+    return [int(r.id) for r in rows]
 
 
 async def release(conn: AsyncConnection, row_ids: Sequence[int], owner: str, not_before: datetime | None = None) -> None:
@@ -115,12 +209,6 @@ async def release(conn: AsyncConnection, row_ids: Sequence[int], owner: str, not
     if not_before is not None:
         values["next_attempt_at"] = not_before
     await conn.execute(update(T).where(T.c.id.in_(list(row_ids)), T.c.lease_owner == owner).values(**values))
-
-
-async def add_attempt(conn: AsyncConnection, outbox_id: int, at: datetime, errcode: int | None, error: str | None,
-                      duration_ms: float) -> None:
-    await conn.execute(insert(ATTEMPTS).values(outbox_id=outbox_id, at=at, errcode=errcode, error=error,
-                                                duration_ms=duration_ms))
 
 
 async def get(conn: AsyncConnection, row_id: int) -> dict[str, Any] | None:
