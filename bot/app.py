@@ -125,7 +125,7 @@ def _dialogue(residents: Residents, faq: Router, notices: Router, conversations:
 def _setup_tickets(services: Services, clock: Callable[[], float]) -> None:
     services.tickets = setup_tickets(services, clock)
     services.dispatcher.routers.insert(0, grid_scene_router(services.tickets))
-    services.dispatcher.routers.insert(2, tickets_router(services.tickets))
+    services.dispatcher.routers.insert(2, tickets_router(services.tickets, services.knowledge))
 
 
 async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
@@ -134,7 +134,8 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     journal = Journal(engine, BatchWriter(engine, sqlite_path(config.database.url)))
     journal.start()
     outbox = Outbox(engine)
-    residents = Residents(engine)
+    residents = Residents(engine, clock=lambda: datetime.fromtimestamp(clock(), timezone.utc),
+                          resend_delays=config.outbox.receipt_delays)
     conversations = ConversationStore(engine, journal, authoritative_cache=config.server.workers == 1)
     pages = PageStore(engine)
     knowledge = await asyncio.to_thread(KnowledgeHolder, config.app.faq_dir, config.app.intents_dir,

@@ -67,4 +67,4 @@ async def test_serve_migrates_answers_and_stops(tmp_path: Path, http: aiohttp.Cl
             _, stderr = proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
     assert "proc-token" not in stderr  # the webhook token is a secret
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr[stderr.find("Traceback") - 300:][:4000]

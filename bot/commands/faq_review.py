@@ -1,9 +1,10 @@
-"""``resident-bot faq unmatched|handoffs|handoff-done``: what the FAQ missed, and who waits for a person.
+"""``resident-bot faq unmatched|handoffs``: what the FAQ missed, and who waits for a person.
 
 Why commands: admins review unanswered questions to add them to ``faq/`` (as ``questions`` of an item,
-or as a new item), and staff call back residents who asked for 转人工. Both lists are read from the
-database the bot writes (``bot.services.unmatched``); times are shown in the community's local time.
-Texts were stored with phone and ID numbers masked.
+or as a new item), and see who asked for 转人工. Unmatched questions are read from the review queue
+(``bot.services.unmatched``, texts stored with phone and ID numbers masked); 转人工 requests are
+tickets (``bot.services.tickets``), handled by the grid worker they were routed to like any ticket.
+Times are shown in the community's local time.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ def register(subparsers: Any) -> None:
     unmatched.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     unmatched.add_argument("--days", type=float, default=7.0, help="only the last N days (default 7)")
     unmatched.set_defaults(func=cmd_unmatched)
-    handoffs = faq_sub.add_parser("handoffs", help="列出要求转人工、等待工作人员联系的居民")
+    handoffs = faq_sub.add_parser("handoffs", help="列出转人工工单（等待工作人员联系的居民）")
     handoffs.add_argument("--all", action="store_true", help="include finished ones")
     handoffs.add_argument("--limit", type=int, default=100)
     handoffs.set_defaults(func=cmd_handoffs)
-    done = faq_sub.add_parser("handoff-done", help="把一条转人工记录标记为已联系")
-    done.add_argument("id", type=int)
-    done.set_defaults(func=cmd_handoff_done)
 
 
 def _faq_subparsers(subparsers: Any) -> Any:
@@ -84,30 +82,37 @@ def cmd_unmatched(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _handoff_tickets(config: Config, open_only: bool, limit: int) -> list[tuple[dict[str, Any], str]]:
+    """转人工 tickets with the name of the worker each is with."""
+    from bot.services.grids import GridDirectory
+    from bot.services.outbox import Outbox
+    from bot.services.tickets import ItemCatalog, Tickets
+    from bot.storage.db import create_engine
+
+    engine = create_engine(config.database.url, 2)
+    try:
+        grids = GridDirectory(engine)
+        tickets = Tickets(engine, Outbox(engine), config, grids, ItemCatalog(config.app.faq_dir))
+        rows = await tickets.of_kind("human", open_only, limit)
+        return [(t, ((await grids.worker(t["worker_id"])) or {}).get("name", "（未分派）")) for t in rows]
+    finally:
+        await engine.dispose()
+
+
 def cmd_handoffs(args: argparse.Namespace) -> int:
+    from bot.services.tickets import STATUS_CN
+
     config = _config(args)
     zone = ZoneInfo(config.app.timezone)
-    status = None if args.all else "open"
-    rows = asyncio.run(_with_queue(config, lambda queue: queue.handoffs(status, args.limit)))
+    rows = asyncio.run(_handoff_tickets(config, not args.all, args.limit))
     if not rows:
-        print("没有等待联系的转人工请求。" if status else "没有转人工记录。")
+        print("没有等待联系的转人工请求。" if not args.all else "没有转人工记录。")
         return 0
-    print("转人工请求（先来的在前）：")
-    for row in rows:
-        state = "待联系" if row["status"] == "open" else f"已联系 {_local(row['closed_at'], zone)}"
-        about = f"  事项：{row['item']}" if row["item"] else ""
-        print(f"#{row['id']}  {_local(row['created_at'], zone)}  {state}  居民：{row['openid']}  "
-              f"说：{row['text']}{about}")
-    if status:
-        print("联系过后运行：resident-bot faq handoff-done 编号")
-    return 0
-
-
-def cmd_handoff_done(args: argparse.Namespace) -> int:
-    config = _config(args)
-    closed = asyncio.run(_with_queue(config, lambda queue: queue.close_handoff(args.id, utcnow())))
-    if not closed:
-        print(f"没有编号为 {args.id} 的待联系请求。")
-        return 1
-    print(f"#{args.id} 已标记为已联系。")
+    print("转人工工单（先来的在前）：")
+    for t, worker in rows:
+        phone = f"  电话：{t['phone']}" if t["phone"] else ""
+        print(f"工单{t['id']}  {_local(t['created_at'], zone)}  {STATUS_CN[t['status']]}  承办：{worker}{phone}  "
+              f"{t['content']}")
+    if not args.all:
+        print("承办人在公众号里回复“接单 编号”，联系过后回复“办结 编号 结果”。")
     return 0

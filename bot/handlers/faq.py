@@ -11,7 +11,8 @@ do with it in the light of the conversation so far and words the reply for a pho
 * **Replies fit a phone.** A title line, a short numbered list, one line of where/when, then one next
   step; well under WeChat's 2048-byte cut (budget :data:`MAX_REPLY_CHARS`).
 * **Honest fallback.** When nothing fits we say so, offer 菜单 and 转人工, and record the question for
-  admins (``resident-bot faq unmatched``).
+  admins (``resident-bot faq unmatched``). 转人工 itself is not answered here: it opens a ticket
+  (``bot.handlers.tickets``, whose router runs before this one).
 
 Router order: the tickets feature must be placed *before* this router so that a bare "代办" reaches it;
 when it is absent, "代办" is answered here with the item's proxy information.
@@ -50,11 +51,6 @@ HELP = (
     "4. 找工作人员：回复「转人工」\n"
     "有事直接打字或发语音就行。"
 )
-HANDOFF_CREATED = (
-    "好的，已为您转人工。社区工作人员会在工作时间（" + WORKING_HOURS + "）联系您，请留意。"
-)
-HANDOFF_FAILED = "抱歉，系统有点忙，转人工没有登记上。请过一会儿再回复「转人工」，急事请直接打社区电话。"
-HANDOFF_EXISTS = "您的转人工请求已经记下了，工作人员会在工作时间尽快联系您，请耐心等待。"
 FALLBACK = (
     "抱歉，这个问题我暂时没看懂。\n"
     "您可以换个说法，比如“办低保要带啥材料”；\n"
@@ -378,10 +374,10 @@ class FaqDialogue:
         if not knowledge.items:
             return None
         u = self.understand(knowledge, text)
+        if u.intent == "handoff":  # 转人工 is a ticket: the tickets router (placed before this one) opens it
+            return None
         state = await ctx.state()
         context = read_context(state, ctx.now, self.ttl)
-        if u.intent == "handoff":
-            return await self._handoff(text, ctx, context)
         turn = _Turn(knowledge, text, u, ctx, state, context)
         return (await self._pending_pick(turn) or self._smalltalk(u) or await self._about_items(turn)
                 or await self._fallback(turn))
@@ -452,15 +448,6 @@ class FaqDialogue:
         items = [knowledge.items[o] for o in context.options if o in knowledge.items]
         text = PICK_OUT_OF_RANGE.format(count=len(items)) + "\n" + "\n".join(_numbered(i.name for i in items))
         return Response.text(text, intent="pick", action="clarify")
-
-    async def _handoff(self, text: str, ctx: Context, context: FaqContext) -> Response:
-        finished, result = await self._bounded(
-            self.reviews.request_handoff(ctx.openid, text, context.item, ctx.now), "recording a hand-off")
-        if finished and result is None:
-            return Response.text(HANDOFF_FAILED, intent="handoff", item=context.item, action="error")
-        reply = HANDOFF_EXISTS if result is not None and not result.created else HANDOFF_CREATED
-        meta = {"handoff": str(result.id)} if result is not None else {}
-        return Response.text(reply, intent="handoff", item=context.item, action="handoff", meta=meta)
 
     async def _fallback(self, t: "_Turn") -> Response:
         """Say so honestly, and keep the question for admins to review."""

@@ -27,10 +27,21 @@ from bot.dispatch.events import (
     TextMessage,
     VoiceMessage,
 )
+from bot.handlers.faq import KnowledgeSource, last_item
 from bot.logs import mask_personal
-from bot.services.grids import match_area
-from bot.handlers.faq import last_item
-from bot.services.tickets import KINDS, RATINGS, STATUS_CN, TicketError, Tickets
+from bot.services.grids import area_choices, match_area, pick_grid
+from bot.services.tickets import (
+    CUSTODY,
+    CUSTODY_WHERE,
+    KINDS,
+    RATINGS,
+    STATUS_CN,
+    Custody,
+    TicketError,
+    Tickets,
+    masked,
+)
+from bot.understanding import Knowledge, Understanding
 
 # ---- residents ----------------------------------------------------------------------------------
 ASK_ITEM = "请问您要代办哪项业务？直接说名称就行，比如“低保”“高龄补贴”。不办了请回复“取消”。"
@@ -44,7 +55,10 @@ BAD_PHONE = "电话号码好像不对，请发11位手机号或座机号，比�
 ASK_TIME = "您什么时候方便？请回复数字：\n1 今天上午\n2 今天下午\n3 明天上午\n4 明天下午\n也可以直接说时间，比如“周六上午”。"
 ASK_CONFIRM = "请核对：\n业务：{name}\n地址：{address}\n电话：{phone}\n时间：{time}\n没问题请回复“确认”，要改请回复“取消”后重来。"
 ASK_AREA = "请问您住在哪个小区、哪一栋？我帮您找到对应的网格员。"
+ASK_AREA_LIST = ASK_AREA + "请回复数字或名称：\n{options}\n都不是请回复“0”。"
+AREA_AGAIN = "没找到这个小区。请回复上面的数字，或小区、楼栋的名称；都不是请回复“0”。"
 AREA_UNKNOWN = "没找到这个小区，工单会先交给社区值班台处理。"
+AREA_NONE = "好的，工单会先交给社区值班台安排。"
 PROXY_CREATED = "已为您提交代办工单{id}，网格员{name}会按约定时间上门收材料，后面手续一块儿帮您办完。\n进度请回复“我的工单”查看。"
 REPORT_START = "请说说是什么问题、在哪里，可以发文字、语音、照片或位置。都发完了请回复“提交”。"
 REPORT_MORE = "收到了。还可以继续发照片或位置，都发完了请回复“提交”。"
@@ -54,7 +68,11 @@ REPORT_EMPTY = "还没说是什么问题呢，请用文字或语音简单说一�
 REPORT_CREATED = "已为您提交报事工单{id}，网格员{name}会尽快处理。\n进度请回复“我的工单”查看。"
 SIMILAR = "附近已经有人反映过：“{content}”（工单{id}，{status}）。\n是同一个问题吗？是请回复“我也遇到了”，处理好了会通知您；不是请回复“不是”。"
 FOLLOWED = "好的，已记下您也遇到了这个问题（工单{id}），处理好了会第一时间通知您。"
-HUMAN_CREATED = "已为您转给网格员{name}（工单{id}），会尽快联系您。"
+HUMAN_CREATED = "已为您转人工（工单{id}），{name}会尽快联系您。进度请回复“我的工单”查看。"
+HUMAN_ASKED = "居民请求人工服务"
+HUMAN_SAID = "：{text}"
+HUMAN_ABOUT = "问的是：{name}"
+HUMAN_BEFORE = "刚才在问：{name}"
 DUPLICATE = "您刚才已经提交过了（工单{id}，{status}），网格员会尽快处理，不用重复提交。"
 NOBODY = "社区值班人员"
 FORM_CANCELLED = "好的，已取消。有需要随时找我。"
@@ -62,15 +80,19 @@ NO_TICKETS = "您还没有工单。需要网格员帮忙，可以说“我要代
 MY_TICKETS_HEAD = "您最近的工单："
 MY_TICKET_LINE = "{id}号 {label}：{status}（{at}）"
 MY_TICKETS_TAIL = "要撤销请回复“撤销 编号”。"
+MY_TICKET_CUSTODY = "　材料：{where}（{at}，{note}）{confirm}"
+MY_TICKET_CONFIRM = "，请核对后回复“确认 {id}”"
+MY_TICKET_CONFIRMED = "，您已确认"
+MY_TICKET_WAITING = "　材料：还在您手里，网格员会上门收取（{time}）"
 CANCELLED = "工单{id}已撤销。"
 RATED = "谢谢您的评价！"
 REOPENED = "抱歉没让您满意，工单{id}已重新交给社区处理，会再联系您。"
-CONFIRMED = "已确认，谢谢！"
+CONFIRMED = "已确认{what}（工单{id}），谢谢！网格员会收到您的确认。"
 MY_GRID = "您属于「{grid}」，网格员：{name}，电话{phone}。"
-MY_GRID_NONE = "还不知道您属于哪个网格。" + ASK_AREA
+MY_GRID_NONE = "还不知道您属于哪个网格。"
 GRID_SET = "好的，您属于「{grid}」，网格员：{name}。"
 GRID_BY_LOCATION = "根据您发的位置，您属于「{grid}」，网格员：{name}。有事可以说“我要代办”或“报事报修”。"
-GRID_PICK = "找到几个相近的，请回复数字：\n{options}"
+GRID_PICK = "找到几个相近的，请回复数字：\n{options}\n都不是请回复“0”。"
 
 # ---- workers ------------------------------------------------------------------------------------
 BOUND = "绑定成功！{name}，以后新工单会通过公众号通知您。回复“我的任务”查看待办工单。"
@@ -99,11 +121,13 @@ ACT_OK = {
 LEAVE_ON = "已登记请假，新工单会交给备岗网格员。销假请回复“销假”。"
 LEAVE_OFF = "已销假，新工单会照常派给您。"
 TICKET_DETAIL = "工单{id}（{label}）{status}\n地址：{address}\n电话：{phone}\n内容：{content}\n{extra}"
+DETAIL_CHECKLIST = "材料：{items}"
+DETAIL_CUSTODY = "材料交接：{what}（{at}）{confirmed}"
+DETAIL_CONFIRMED = {True: "居民已确认", False: "居民未确认"}
 
 PROXY_WORDS = {"代办", "我要代办", "帮我代办", "申请代办", "上门代办", "网格员代办", "请网格员代办", "我要代办业务"}
 PROXY_PREFIXES = ("我要代办", "帮我代办", "申请代办", "请网格员代办", "代办")
 REPORT_WORDS = {"报事", "报修", "报事报修", "我要报事", "我要报修", "反映问题", "我要反映问题"}
-HUMAN_WORDS = {"转人工", "人工", "人工服务", "人工客服", "找人工", "找网格员"}
 MY_TICKET_WORDS = {"我的工单", "查工单", "工单进度", "查进度", "我的代办"}
 CANCEL_FORM = {"取消", "算了", "不办了", "退出", "不用了"}
 YES = {"是", "是的", "对", "对的", "好", "好的", "没错", "嗯", "可以"}
@@ -115,6 +139,10 @@ WORKER_ACTIONS = {"接单": "accept", "签收": "accept", "开始": "start", "�
                   "转派": "transfer", "退单": "return", "延期": "extend", "同意延期": "extend_ok",
                   "不同意延期": "extend_no", "改派": "reassign", "取件": "pickup", "交件": "handin", "还件": "giveback"}
 RESIDENT_CMD = re.compile(r"^(撤销|取消工单|确认)\s*(\d+)$")
+CONFIRM_WORDS = {"确认", "确认了", "已确认", "核对无误"}
+NO_AREA = {"0", "都不是", "不是", "没有", "不知道", "不晓得"}
+PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
+MAX_AREA_OPTIONS = 12
 RATING_CMD = re.compile(r"^(满意|基本满意|不满意)\s*(\d*)$")
 BIND_CMD = re.compile(r"^绑定\s*(\d{6})$")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
@@ -144,7 +172,25 @@ def grid_scene_router(tickets: Tickets) -> Router:
     return router
 
 
-def tickets_router(tickets: Tickets) -> Router:
+def only_handoff(knowledge: Knowledge, normalized: str) -> bool:
+    """True when a message asks for a person and says nothing else ("帮我转人工嘛").
+
+    Such a message leaves a form; "人工湖3栋" (the understanding hears 人工 in it) stays the answer to
+    the form's question, and a longer request ("转人工，低保的事") keeps its words in the ticket."""
+    handoff = knowledge.intents.intents.get("handoff")
+    phrases = {knowledge.normalize(p).replace(" ", "")
+               for p in (*(handoff.phrases if handoff else ()), *knowledge.intents.stopwords)}
+    rest = normalized.replace(" ", "")
+    for phrase in sorted(phrases, key=len, reverse=True):
+        if phrase:
+            rest = rest.replace(phrase, "")
+    return len(rest) <= 1
+
+
+def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
+    """Residents' tickets and workers' commands. ``knowledge`` is the understanding's snapshot holder:
+    whatever it recognises as a request for a person (转人工, in any phrasing) opens a 转人工 ticket here,
+    so there is one way to reach a person."""
     router = Router("tickets")
     grids = tickets.grids
 
@@ -168,6 +214,58 @@ def tickets_router(tickets: Tickets) -> Router:
     async def grid_of(openid: str) -> str | None:
         row = await grids.resident(openid)
         return row["grid_id"] if row else None
+
+    def handoff_request(text: str) -> Understanding | None:
+        """The understanding of ``text`` when it asks for a person, else None (cheap check first:
+        the full understanding, with its match, only for the few messages that are hand-offs).
+        A phone number left for the call back names no service item, so it is not matched."""
+        k = knowledge.current
+        if k.smalltalk(k.normalize(text), text) != "handoff":
+            return None
+        u = k.understand(PHONE_IN_TEXT.sub(" ", text))
+        return u if u.intent == "handoff" else None
+
+    # ---- which grid (小区/楼栋 picked in chat) --------------------------------------------------
+
+    async def ask_area(ctx: Context, form: dict[str, Any], intent: str, lead: str = "") -> Response:
+        """Ask which 小区/楼栋: numbered when the list is short enough to read on a phone."""
+        choices = area_choices(await grids.grids())
+        form.update(step="area", asked_area=True)
+        if 0 < len(choices) <= MAX_AREA_OPTIONS:
+            form["options"] = [gid for _, gid in choices]
+            text = ASK_AREA_LIST.format(options="\n".join(f"{i} {area}" for i, (area, _) in enumerate(choices, 1)))
+        else:
+            form.pop("options", None)
+            text = ASK_AREA
+        await save_form(ctx, form)
+        return Response.text(lead + text, intent=intent, action="ask_area")
+
+    async def area_reply(ctx: Context, form: dict[str, Any], text: str, intent: str
+                         ) -> Response | tuple[dict[str, Any] | None, dict[str, Any]]:
+        """A reply to :func:`ask_area`: (grid joined, its worker) — (None, {}) for "none of these" or
+        after a second miss —, or a Response asking again (shortlist or "not found")."""
+        if text in NO_AREA:
+            return None, {}
+        chosen = pick_grid(text, await grids.grids(), form.get("options"))
+        if len(chosen) == 1:
+            grid = chosen[0]
+            await grids.assign(ctx.openid, grid["id"], "chat")
+            worker = await grids.worker(grid["worker_id"]) or {"name": NOBODY}
+            return grid, worker
+        if len(chosen) > 1:
+            form["options"] = [g["id"] for g in chosen[:9]]
+            await save_form(ctx, form)
+            lines = "\n".join(f"{i} {g['name']}（{'、'.join(g['areas'][:3])}）" for i, g in enumerate(chosen[:9], 1))
+            return Response.text(GRID_PICK.format(options=lines), intent=intent, action="pick")
+        if form.get("area_missed"):
+            return None, {}
+        form["area_missed"] = True
+        await save_form(ctx, form)
+        return Response.text(AREA_AGAIN, intent=intent, action="ask_area")
+
+    def area_done(form: dict[str, Any]) -> None:
+        for key in ("options", "area_missed"):
+            form.pop(key, None)
 
     # ---- 代办 ------------------------------------------------------------------------------
 
@@ -202,6 +300,14 @@ def tickets_router(tickets: Tickets) -> Router:
         await save_form(ctx, form)
         return Response.text(text, intent="ticket:proxy", item=item.id, action="ask_address")
 
+    async def ask_phone(ctx: Context, form: dict[str, Any], lead: str = "") -> Response:
+        form["step"] = "phone"
+        await save_form(ctx, form)
+        if form.get("known_phone"):
+            return Response.text(lead + ASK_PHONE_AGAIN.format(phone=mask_personal(form["known_phone"])),
+                                 intent="ticket:proxy", action="ask_phone")
+        return Response.text(lead + ASK_PHONE, intent="ticket:proxy", action="ask_phone")
+
     async def proxy_step(ctx: Context, form: dict[str, Any], text: str) -> Response:
         step = form.get("step")
         if step == "item":
@@ -214,12 +320,23 @@ def tickets_router(tickets: Tickets) -> Router:
             if len(address or "") < 2:
                 return Response.text(ASK_ADDRESS.format(name="", checklist="").split("\n\n")[-1],
                                      intent="ticket:proxy", action="ask_address")
-            form.update(step="phone", address=address)
-            await save_form(ctx, form)
-            if form.get("known_phone"):
-                return Response.text(ASK_PHONE_AGAIN.format(phone=mask_personal(form["known_phone"])),
-                                     intent="ticket:proxy", action="ask_phone")
-            return Response.text(ASK_PHONE, intent="ticket:proxy", action="ask_phone")
+            form["address"] = address
+            if await grid_of(ctx.openid) is None:  # no grid yet: the address may name it, else ask
+                all_grids = await grids.grids()
+                found = match_area(address, all_grids)
+                if len(found) == 1:
+                    await grids.assign(ctx.openid, found[0]["id"], "address")
+                elif all_grids:
+                    return await ask_area(ctx, form, "ticket:proxy")
+            return await ask_phone(ctx, form)
+        if step == "area":
+            picked = await area_reply(ctx, form, text, "ticket:proxy")
+            if isinstance(picked, Response):
+                return picked
+            grid, worker = picked
+            area_done(form)
+            lead = GRID_SET.format(grid=grid["name"], name=worker["name"]) if grid else AREA_NONE
+            return await ask_phone(ctx, form, lead + "\n")
         if step == "phone":
             phone = form.get("known_phone") if text in YES and form.get("known_phone") else re.sub(r"[\s-]", "", text)
             if not phone or not PHONE.match(phone):
@@ -239,12 +356,7 @@ def tickets_router(tickets: Tickets) -> Router:
                 return Response.text(ASK_CONFIRM.format(name=form["item"], address=form["address"], phone=form["phone"],
                                                         time=form["time"]), intent="ticket:proxy", action="ask_confirm")
             await grids.remember_contact(ctx.openid, form["address"], form["phone"])
-            grid_id = await grid_of(ctx.openid)
-            if grid_id is None:
-                found = match_area(form["address"], await grids.grids())
-                if len(found) == 1:
-                    grid_id = found[0]["id"]
-                    await grids.assign(ctx.openid, grid_id, "address")
+            grid_id = await grid_of(ctx.openid)  # None: the duty desk (the resident chose none)
             item = tickets.items.get(form["item"])
             ticket, created = await tickets.create("proxy", ctx.openid, grid_id=grid_id, item=item,
                                                    content=f"代办{item.name if item else ''}", address=form["address"],
@@ -281,9 +393,7 @@ def tickets_router(tickets: Tickets) -> Router:
             if len(found) == 1:
                 grid_id = found[0]["id"]
             else:
-                form.update(step="area", asked_area=True)
-                await save_form(ctx, form)
-                return Response.text(ASK_AREA, intent="ticket:report", action="ask_area")
+                return await ask_area(ctx, form, "ticket:report")
         if not force:
             similar = await tickets.similar_open_report(ctx.openid, grid_id, content, form.get("lat"), form.get("lon"))
             if similar is not None:
@@ -313,10 +423,12 @@ def tickets_router(tickets: Tickets) -> Router:
                 return Response.text(FOLLOWED.format(id=form["similar"]), intent="ticket:report", action="followed")
             return await submit_report(ctx, form, force=True)
         if step == "area":
-            found = match_area(text, await grids.grids())
-            if len(found) == 1:
-                form["grid"] = found[0]["id"]
-                await grids.assign(ctx.openid, found[0]["id"], "chat")
+            picked = await area_reply(ctx, form, text, "ticket:report")
+            if isinstance(picked, Response):
+                return picked
+            area_done(form)
+            if picked[0] is not None:
+                form["grid"] = picked[0]["id"]
             return await submit_report(ctx, form)
         if text in SUBMIT:
             return await submit_report(ctx, form)
@@ -326,16 +438,29 @@ def tickets_router(tickets: Tickets) -> Router:
 
     # ---- 转人工 ----------------------------------------------------------------------------
 
-    async def human(ctx: Context, text: str) -> Response:
-        state = await ctx.state()
-        asked = last_item(state, ctx.now)
-        content = f"居民请求人工服务（刚才在问：{asked}）" if asked else "居民请求人工服务"
-        ticket, created = await tickets.create("human", ctx.openid, grid_id=await grid_of(ctx.openid), content=content)
+    async def human(ctx: Context, text: str, u: Understanding) -> Response:
+        """A 转人工 ticket, routed like the others, carrying what the resident said and the FAQ item
+        they asked about (in this message or just before), plus the phone and address they last gave."""
+        k = knowledge.current
+        content = HUMAN_ASKED + ("" if only_handoff(k, u.normalized) else HUMAN_SAID.format(text=text))
+        about = u.match.item if u.match.action == "answer" else None
+        before = last_item(await ctx.state(), ctx.now)
+        context = [HUMAN_ABOUT.format(name=k.items[about].name)] if about in k.items else []
+        if before in k.items and before != about:
+            context.append(HUMAN_BEFORE.format(name=k.items[before].name))
+        if context:
+            content += "（" + "；".join(context) + "）"
+        profile = await grids.resident(ctx.openid) or {}
+        typed = PHONE_IN_TEXT.search(text)
+        ticket, created = await tickets.create(
+            "human", ctx.openid, grid_id=profile.get("grid_id"), content=content,
+            phone=typed.group(1) if typed else profile.get("phone"), address=profile.get("address"), dedup_key="")
+        item = about or before
         if not created:
             return Response.text(DUPLICATE.format(id=ticket["id"], status=STATUS_CN[ticket["status"]]),
-                                 intent="ticket:human", action="duplicate")
+                                 intent="ticket:human", item=item, action="duplicate")
         return Response.text(HUMAN_CREATED.format(id=ticket["id"], name=await assignee_name(ticket)),
-                             intent="ticket:human", action="created", meta={"ticket": str(ticket["id"])})
+                             intent="ticket:human", item=item, action="created", meta={"ticket": str(ticket["id"])})
 
     # ---- residents' queries ----------------------------------------------------------------
 
@@ -343,12 +468,27 @@ def tickets_router(tickets: Tickets) -> Router:
         rows = await tickets.of_resident(ctx.openid, 5)
         if not rows:
             return Response.text(NO_TICKETS, intent="ticket:mine", action="empty")
+        custody = await tickets.custody_of([t["id"] for t in rows if t["kind"] == "proxy"])
         lines = [MY_TICKETS_HEAD]
         for t in rows:
             lines.append(MY_TICKET_LINE.format(id=t["id"], label=tickets.label(t), status=STATUS_CN[t["status"]],
                                                at=tickets.fmt(t["updated_at"])))
+            where = await documents_line(t, custody.get(t["id"]))
+            if where:
+                lines.append(where)
         lines.append(MY_TICKETS_TAIL)
         return Response.text("\n".join(lines), intent="ticket:mine", action="list")
+
+    async def documents_line(ticket: dict[str, Any], custody: Custody | None) -> str:
+        """Where a 代办's documents are ("nobody has to wonder where their 户口簿 is")."""
+        if custody is None:
+            if ticket["kind"] == "proxy" and ticket["status"] in ("pending", "accepted"):
+                return MY_TICKET_WAITING.format(time=ticket["time_window"] or "按约定时间")
+            return ""
+        by = await grids.worker(custody.worker_id) if custody.worker_id is not None else None
+        confirm = MY_TICKET_CONFIRMED if custody.confirmed else MY_TICKET_CONFIRM.format(id=ticket["id"])
+        return MY_TICKET_CUSTODY.format(where=CUSTODY_WHERE[custody.step].format(name=(by or {}).get("name", "")),
+                                        at=tickets.fmt(custody.at), note=custody.note, confirm=confirm)
 
     async def my_grid(ctx: Context) -> Response:
         row = await grids.resident(ctx.openid)
@@ -358,28 +498,18 @@ def tickets_router(tickets: Tickets) -> Router:
                 worker = await grids.worker(grid["worker_id"]) or {"name": NOBODY, "phone": "—"}
                 return Response.text(MY_GRID.format(grid=grid["name"], name=worker["name"], phone=worker["phone"]),
                                      intent="ticket:grid", action="show")
-        await save_form(ctx, {"form": "grid"})
-        return Response.text(MY_GRID_NONE, intent="ticket:grid", action="ask_area")
+        return await ask_area(ctx, {"form": "grid"}, "ticket:grid", MY_GRID_NONE)
 
     async def grid_step(ctx: Context, form: dict[str, Any], text: str) -> Response:
-        options = form.get("options")
-        if options and text.isdigit() and 1 <= int(text) <= len(options):
-            chosen = [await grids.grid(options[int(text) - 1])]
-        else:
-            chosen = match_area(text, await grids.grids())
-        if len(chosen) == 1 and chosen[0]:
-            await grids.assign(ctx.openid, chosen[0]["id"], "chat")
-            await save_form(ctx, None)
-            worker = await grids.worker(chosen[0]["worker_id"]) or {"name": NOBODY}
-            return Response.text(GRID_SET.format(grid=chosen[0]["name"], name=worker["name"]),
-                                 intent="ticket:grid", action="set")
-        if len(chosen) > 1:
-            form["options"] = [g["id"] for g in chosen[:9]]
-            await save_form(ctx, form)
-            lines = "\n".join(f"{i} {g['name']}（{'、'.join(g['areas'][:3])}）" for i, g in enumerate(chosen[:9], 1))
-            return Response.text(GRID_PICK.format(options=lines), intent="ticket:grid", action="pick")
+        picked = await area_reply(ctx, form, text, "ticket:grid")
+        if isinstance(picked, Response):
+            return picked
+        grid, worker = picked
         await save_form(ctx, None)
-        return Response.text(AREA_UNKNOWN, intent="ticket:grid", action="unknown")
+        if grid is None:
+            return Response.text(AREA_UNKNOWN, intent="ticket:grid", action="unknown")
+        return Response.text(GRID_SET.format(grid=grid["name"], name=worker["name"]), intent="ticket:grid",
+                             action="set")
 
     # ---- workers ---------------------------------------------------------------------------
 
@@ -411,11 +541,16 @@ def tickets_router(tickets: Tickets) -> Router:
             ticket = await tickets.get(ticket_id)
             if ticket is None or not await tickets.can_see(worker, ticket):
                 return Response.text(f"没有找到工单{ticket_id}，或不归您处理。", intent="ticket:view", action="refused")
-            extra = "材料：" + "；".join(ticket["checklist"]) if ticket["checklist"] else ""
+            extra = [DETAIL_CHECKLIST.format(items="；".join(ticket["checklist"]))] if ticket["checklist"] else []
+            custody = (await tickets.custody_of([ticket_id])).get(ticket_id)
+            if custody is not None:
+                extra.append(DETAIL_CUSTODY.format(what=CUSTODY[custody.step], at=tickets.fmt(custody.at),
+                                                   confirmed=DETAIL_CONFIRMED[custody.confirmed]))
+            shown = ticket if tickets.full_view(worker, ticket) else masked(ticket)
             return Response.text(TICKET_DETAIL.format(id=ticket_id, label=tickets.label(ticket),
                                                       status=STATUS_CN[ticket["status"]],
-                                                      address=ticket["address"] or "—", phone=ticket["phone"] or "—",
-                                                      content=ticket["content"], extra=extra),
+                                                      address=shown["address"] or "—", phone=shown["phone"] or "—",
+                                                      content=shown["content"], extra="\n".join(extra)),
                                  intent="ticket:view", action="show")
         action = WORKER_ACTIONS[verb]
         target: int | None = None
@@ -438,6 +573,14 @@ def tickets_router(tickets: Tickets) -> Router:
             other = await grids.worker(target)
             name = other["name"] if other else str(target)
         return Response.text(ACT_OK[action].format(id=ticket_id, target=name), intent=f"ticket:{action}", action="ok")
+
+    async def confirm(openid: str, ticket_id: int | None) -> Response:
+        try:
+            ticket, custody = await tickets.confirm(openid, ticket_id)
+        except TicketError as exc:
+            return Response.text(str(exc), intent="ticket:confirm", action="refused")
+        return Response.text(CONFIRMED.format(what=CUSTODY[custody.step], id=ticket["id"]), intent="ticket:confirm",
+                             action="ok", meta={"ticket": str(ticket["id"]), "step": custody.step})
 
     # ---- routes ----------------------------------------------------------------------------
 
@@ -484,10 +627,9 @@ def tickets_router(tickets: Tickets) -> Router:
             return await my_grid(ctx)
         if m := RESIDENT_CMD.match(text):
             ticket_id = int(m.group(2))
+            if m.group(1) == "确认":
+                return await confirm(event.openid, ticket_id)
             try:
-                if m.group(1) == "确认":
-                    await tickets.confirm(event.openid, ticket_id)
-                    return Response.text(CONFIRMED, intent="ticket:confirm", action="ok")
                 await tickets.cancel(event.openid, ticket_id)
             except TicketError as exc:
                 return Response.text(str(exc), intent="ticket:cancel", action="refused")
@@ -508,6 +650,8 @@ def tickets_router(tickets: Tickets) -> Router:
         if kind and text in CANCEL_FORM:
             await save_form(ctx, {k: v for k, v in form.items() if k == "bind_fails"})
             return Response.text(FORM_CANCELLED, intent=f"ticket:{kind}", action="cancelled")
+        if not kind and text in CONFIRM_WORDS and await tickets.awaiting_confirmation(event.openid):
+            return await confirm(event.openid, None)
         if text in PROXY_WORDS:
             return await start_proxy(ctx)
         for prefix in PROXY_PREFIXES:
@@ -518,8 +662,10 @@ def tickets_router(tickets: Tickets) -> Router:
         for word in ("报修", "报事"):
             if text.startswith(word) and len(text) > len(word) + 1:
                 return await start_report(ctx, text[len(word):].lstrip("：: "))
-        if text in HUMAN_WORDS:
-            return await human(ctx, text)
+        if (u := handoff_request(text)) is not None and (not kind or only_handoff(knowledge.current, u.normalized)):
+            if kind:  # a bare 转人工 leaves the form; anything more is the answer to the form's question
+                await save_form(ctx, {k: v for k, v in form.items() if k == "bind_fails"})
+            return await human(ctx, text, u)
         if kind == "proxy":
             return await proxy_step(ctx, form, text)
         if kind == "report":

@@ -330,6 +330,29 @@ def match_area(text: str, grids: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [g for n, g in best if n == top]
 
 
+def area_choices(grids: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(小区/楼栋, grid id) for every area of every grid, in file order: what a resident picks by number.
+
+    Residents know the name of their 小区, not of their grid, so the choices are the areas."""
+    return [(area, grid["id"]) for grid in grids for area in grid["areas"]]
+
+
+def pick_grid(text: str, grids: list[dict[str, Any]], options: list[str] | None) -> list[dict[str, Any]]:
+    """The grids a reply to "which 小区?" means: the numbered option (``options`` are grid ids by
+    position, from :func:`area_choices` or a shortlist), else the grids whose areas it names."""
+    said = text.strip()
+    if options and said.isdigit():
+        n = int(said)
+        chosen = [g for g in grids if 1 <= n <= len(options) and g["id"] == options[n - 1]]
+        return chosen[:1]
+    found = match_area(said, grids)
+    key = _norm(said)
+    if found or len(key) < 2:
+        return found
+    # part of a name ("普子岭小区" for its 1栋–3栋, "东河"): the grids having such an area
+    return [g for g in grids if any(key in _norm(a) for a in g["areas"])]
+
+
 def hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
@@ -379,6 +402,11 @@ class GridDirectory:
     async def worker_by_phone(self, phone: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:
             return await q.worker_by_phone(conn, phone)
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Everyone in the grids file (workers, admins, the duty desk), by id: whom a ticket can go to."""
+        async with self._engine.connect() as conn:
+            return await q.all_workers(conn)
 
     async def admins(self) -> list[dict[str, Any]]:
         async with self._engine.connect() as conn:

@@ -29,7 +29,7 @@ import re
 import time
 import tomllib
 from calendar import monthrange
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -76,6 +76,9 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None, str, str]] = {
     "confirm": (("accepted", "in_progress", "done", "rated"), None, "resident", "确认"),
 }
 CUSTODY = {"pickup": "取件", "handin": "交到便民服务站", "giveback": "归还原件"}
+CUSTODY_VERBS = {"pickup": "取件", "handin": "交件", "giveback": "还件"}  # the chat commands
+#: Where the documents are after each custody step, for the resident ("我的工单") and the page.
+CUSTODY_WHERE = {"pickup": "在网格员{name}手里", "handin": "已交到便民服务站", "giveback": "原件已归还"}
 
 # ---- user-facing sentences (notifications; the dialogue's own sentences live in the handler) ----
 NOT_FOUND = "没有找到工单{id}，请核对编号。"
@@ -103,6 +106,13 @@ REMIND_DONE = "提醒：工单{id}请在{due}前办结。"
 ESCALATE_ACCEPT = "督办：工单{id}（{kind}{item}）超时未接单，承办人：{name}。"
 ESCALATE_DONE = "督办：工单{id}（{kind}{item}）超过办结时限，承办人：{name}。"
 CUSTODY_FOR_RESIDENT = "网格员{name}已{what}：{note}（工单{id}）。请核对后回复“确认 {id}”。"
+CONFIRMED_FOR_WORKER = "居民已确认{what}（工单{id}）。"
+CUSTODY_PROXY_ONLY = "工单{id}不是代办工单，没有材料要交接。"
+CUSTODY_NO_PICKUP = "工单{id}还没有登记取件，请先回复“取件 {id} 材料清单”。"
+NOTHING_TO_CONFIRM = "工单{id}还没有需要您确认的材料交接。"
+NOTHING_PENDING = "您目前没有需要确认的材料交接。"
+ALREADY_CONFIRMED = "工单{id}的{what}您已经确认过了。"
+NOT_AN_IMAGE = "只能上传照片（JPG、PNG、GIF 或 WebP）。"
 
 
 class TicketError(Exception):
@@ -324,10 +334,14 @@ class Tickets:
     async def create(self, kind: str, openid: str, *, grid_id: str | None, content: str = "",
                      item: ItemInfo | None = None, address: str | None = None, phone: str | None = None,
                      time_window: str | None = None, media: list[dict[str, Any]] | None = None,
-                     latitude: float | None = None, longitude: float | None = None) -> tuple[dict[str, Any], bool]:
-        """Open and route a ticket; (ticket, False) when the same request is already open (dedup window)."""
+                     latitude: float | None = None, longitude: float | None = None,
+                     dedup_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Open and route a ticket; (ticket, False) when the same request is already open (dedup window).
+
+        "The same request" is the same item (代办) or text (报事) unless ``dedup_key`` says otherwise:
+        转人工 passes "" so asking for a person twice, in any words, is one ticket."""
         now = self.clock()
-        fp = fingerprint(openid, kind, item.id if item else content)
+        fp = fingerprint(openid, kind, dedup_key if dedup_key is not None else (item.id if item else content))
         assignee, why = await self.grids.assignee(grid_id)
         accept_due = self.accept_due(now)
         values = {
@@ -365,7 +379,31 @@ class Tickets:
             if ticket is None:
                 return
             await q.set_values(conn, ticket_id, {"media": [*(ticket["media"] or []), *entries]})
-        self.spawn(self.download_media(ticket_id))
+        if any(e.get("media_id") and not e.get("path") for e in entries):  # WeChat media still to fetch
+            self.spawn(self.download_media(ticket_id))
+
+    def media_root(self) -> Path:
+        return Path(self.config.tickets.media_dir or Path(self.config.app.data_dir) / "ticket-media")
+
+    def media_folder(self, ticket_id: int) -> Path:
+        return self.media_root() / str(ticket_id)
+
+    async def save_photo(self, ticket_id: int, worker_id: int, content: bytes, step: str | None = None) -> dict[str, Any]:
+        """Keep a photo a worker took (a note's, or of the documents at a custody step) with the ticket.
+
+        Only real images are kept (JPEG, PNG, GIF, WebP by their first bytes): the page serves them
+        back, and must never serve a file a browser would run."""
+        kind = image_type(content)
+        if kind is None:
+            raise TicketError(NOT_AN_IMAGE)
+        folder = self.media_folder(ticket_id)
+        name = f"worker-{worker_id}-{hashlib.sha256(content).hexdigest()[:12]}.{kind}"
+        await asyncio.to_thread(_write_file, folder, name, content)
+        entry = {"type": "image", "by": f"worker:{worker_id}", "path": str(folder / name), "size": len(content)}
+        if step:
+            entry["step"] = step
+        await self.add_media(ticket_id, [entry])
+        return entry
 
     async def download_media(self, ticket_id: int) -> int:
         """Fetch photos while WeChat's MediaId is valid (3 days) and keep them; returns how many were saved."""
@@ -375,7 +413,7 @@ class Tickets:
             ticket = await q.get(conn, ticket_id)
         if ticket is None:
             return 0
-        folder = Path(self.config.tickets.media_dir or Path(self.config.app.data_dir) / "ticket-media") / str(ticket_id)
+        folder = self.media_folder(ticket_id)
         media = [dict(m) for m in ticket["media"] or []]
         saved = 0
         for entry in media:
@@ -428,6 +466,12 @@ class Tickets:
         if worker["role"] in ("admin", "duty") or ticket["worker_id"] == worker["id"]:
             return True
         return ticket["grid_id"] is not None and ticket["grid_id"] in await self.grids.grids_of_worker(worker["id"])
+
+    @staticmethod
+    def full_view(worker: dict[str, Any], ticket: dict[str, Any]) -> bool:
+        """Whether this worker may see the resident's phone and address in full: the assignee and
+        admins (and the duty desk) only; other workers of the grid see them masked."""
+        return worker["role"] in ("admin", "duty") or ticket["worker_id"] == worker["id"]
 
     def label(self, ticket: dict[str, Any]) -> str:
         item = f"·{ticket['item_name']}" if ticket.get("item_name") else ""
@@ -575,13 +619,24 @@ class Tickets:
                     id=fresh["id"], result="已批准" if ok else "未获批准"), "延期审批")
             return fresh
         if action in CUSTODY:
-            if not note:
-                raise TicketError(NEED_NOTE.format(what="材料清单", example=f"取件 {ticket_id} 户口簿、身份证"))
+            await self._check_custody(ticket, action, note)
             fresh, event_id = await self._apply(ticket, action, actor, {}, note, {"step": action})
             await self._tell_resident(fresh, event_id, CUSTODY_FOR_RESIDENT.format(
                 name=worker["name"], what=CUSTODY[action], note=note, id=fresh["id"]), CUSTODY[action])
             return fresh
         raise TicketError(f"不支持的操作：{action}")
+
+    async def _check_custody(self, ticket: dict[str, Any], action: str, note: str) -> None:
+        """Documents change hands only on a 代办, with a list (or a photo's note), and in order:
+        nothing can be handed in or given back before it was picked up."""
+        tid = ticket["id"]
+        if ticket["kind"] != "proxy":
+            raise TicketError(CUSTODY_PROXY_ONLY.format(id=tid))
+        if not note:
+            raise TicketError(NEED_NOTE.format(what="材料清单（或在工单页面拍照登记）",
+                                               example=f"{CUSTODY_VERBS[action]} {tid} 户口簿原件、身份证复印件2份"))
+        if action != "pickup" and not any(e["action"] == "pickup" for e in await self.events(tid)):
+            raise TicketError(CUSTODY_NO_PICKUP.format(id=tid))
 
     async def _route_again(self, ticket: dict[str, Any], action: str, actor: str, other: dict[str, Any],
                            note: str) -> dict[str, Any]:
@@ -648,21 +703,66 @@ class Tickets:
                 id=fresh["id"], kind=KINDS[fresh["kind"]], item=_item(fresh)), "重办")
         return fresh
 
-    async def confirm(self, openid: str, ticket_id: int) -> dict[str, Any]:
-        """The resident confirms the last custody step (取件/交件/还件) of their 代办."""
-        ticket = await self._load(ticket_id)
-        if ticket["openid"] != openid:
-            raise TicketError(NOT_RESIDENTS.format(id=ticket_id))
-        steps = [e for e in await self.events(ticket_id) if e["action"] in CUSTODY]
-        if not steps:
-            raise TicketError(f"工单{ticket_id}还没有需要您确认的材料交接。")
-        last = steps[-1]
+    async def confirm(self, openid: str, ticket_id: int | None = None) -> tuple[dict[str, Any], "Custody"]:
+        """The resident confirms the last custody step (取件/交件/还件) of their 代办.
+
+        Without a number, the newest of their tickets with a step still waiting for confirmation. The
+        confirmation names the step's event, so a step recorded meanwhile is not confirmed by mistake;
+        the worker who recorded the step is told."""
+        if ticket_id is None:
+            found = await self.awaiting_confirmation(openid)
+            if found is None:
+                raise TicketError(NOTHING_PENDING)
+            ticket, custody = found
+        else:
+            ticket = await self._load(ticket_id)
+            if ticket["openid"] != openid:
+                raise TicketError(NOT_RESIDENTS.format(id=ticket_id))
+            found_custody = custody_status(await self.events(ticket_id))
+            if found_custody is None:
+                raise TicketError(NOTHING_TO_CONFIRM.format(id=ticket_id))
+            custody = found_custody
+            if custody.confirmed:
+                raise TicketError(ALREADY_CONFIRMED.format(id=ticket_id, what=CUSTODY[custody.step]))
         now = self.clock()
         async with self.engine.begin() as conn:
-            await q.add_event(conn, ticket_id, now, f"resident:{openid}", "confirm", ticket["status"],
-                              ticket["status"], f"确认{CUSTODY[last['action']]}", {"step": last["action"],
-                                                                                  "event": last["id"]})
-        return ticket
+            event_id = await q.add_event(conn, ticket["id"], now, f"resident:{openid}", "confirm", ticket["status"],
+                                         ticket["status"], f"确认{CUSTODY[custody.step]}",
+                                         {"step": custody.step, "event": custody.event_id})
+        by = await self.grids.worker(custody.worker_id) if custody.worker_id is not None else None
+        if by:
+            await self._tell_worker(by, ticket, event_id, CONFIRMED_FOR_WORKER.format(
+                what=CUSTODY[custody.step], id=ticket["id"]), "居民确认")
+        return ticket, replace(custody, confirmed=True)
+
+    async def custody_of(self, ticket_ids: list[int]) -> dict[int, "Custody"]:
+        """Where the documents of these tickets are (only tickets with a custody step are keys)."""
+        async with self.engine.connect() as conn:
+            events = await q.events_of_many(conn, ticket_ids, [*CUSTODY, "confirm"])
+        by_ticket: dict[int, list[dict[str, Any]]] = {}
+        for e in events:
+            by_ticket.setdefault(e["ticket_id"], []).append(e)
+        out = {}
+        for tid, trail in by_ticket.items():
+            status = custody_status(trail)
+            if status is not None:
+                out[tid] = status
+        return out
+
+    async def awaiting_confirmation(self, openid: str) -> tuple[dict[str, Any], "Custody"] | None:
+        """The resident's newest 代办 whose last custody step they have not confirmed yet."""
+        proxies = [t for t in await self.of_resident(openid, 10) if t["kind"] == "proxy"]
+        custody = await self.custody_of([t["id"] for t in proxies])
+        for t in proxies:
+            c = custody.get(t["id"])
+            if c is not None and not c.confirmed:
+                return t, c
+        return None
+
+    async def of_kind(self, kind: str, open_only: bool = True, limit: int = 100) -> list[dict[str, Any]]:
+        """Tickets of one kind, oldest first; open ones only unless ``open_only`` is False."""
+        async with self.engine.connect() as conn:
+            return await q.of_kind(conn, kind, list(q.OPEN) if open_only else None, limit)
 
     async def follow(self, openid: str, ticket_id: int) -> bool:
         async with self.engine.begin() as conn:
@@ -836,6 +936,24 @@ class Tickets:
         return out
 
 
+IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
+
+
+def image_type(content: bytes) -> str | None:
+    """"jpg", "png", "gif" or "webp" by the file's first bytes; None for anything else."""
+    for magic, kind in IMAGE_MAGIC:
+        if content.startswith(magic):
+            return kind
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _write_file(folder: Path, name: str, content: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content)
+
+
 def _rate(n: int, d: int) -> float | None:
     return None if d == 0 else round(n / d, 4)
 
@@ -853,13 +971,43 @@ def _meters(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def masked(ticket: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to show to someone who is not the assignee or an admin (and to log)."""
+    """A copy safe to show to someone who is not the assignee or an admin (and to log): phone and
+    address cut, and phone or ID numbers the resident typed into the text masked too."""
     out = dict(ticket)
     if out.get("phone"):
         out["phone"] = mask_personal(out["phone"])
+        if out["phone"] == ticket["phone"]:  # a landline or odd format mask_personal does not know
+            out["phone"] = out["phone"][:3] + "****" + out["phone"][-2:]
     if out.get("address"):
         out["address"] = out["address"][:4] + "…"
+    if out.get("content"):
+        out["content"] = mask_personal(out["content"])
     return out
+
+
+@dataclass(frozen=True)
+class Custody:
+    """The last custody step of a 代办: what happened, when, by whom, and whether the resident confirmed it."""
+
+    step: str          # pickup / handin / giveback
+    note: str
+    at: datetime
+    event_id: int
+    worker_id: int | None
+    confirmed: bool
+
+
+def custody_status(events: list[dict[str, Any]]) -> Custody | None:
+    """The documents' whereabouts from a ticket's audit trail (events in order), or None before any step."""
+    last: Custody | None = None
+    for e in events:
+        if e["action"] in CUSTODY:
+            actor = str(e["actor"])
+            worker_id = int(actor.split(":")[1]) if actor.startswith("worker:") else None
+            last = Custody(e["action"], e["note"] or "", e["at"], e["id"], worker_id, False)
+        elif e["action"] == "confirm" and last is not None and (e["data"] or {}).get("event") == last.event_id:
+            last = replace(last, confirmed=True)
+    return last
 
 
 # ---- wiring -------------------------------------------------------------------------------------

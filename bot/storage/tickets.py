@@ -77,6 +77,16 @@ async def events_of(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any
     return [{**dict(r._mapping), "at": as_utc(r.at)} for r in rows]
 
 
+async def events_of_many(conn: AsyncConnection, ticket_ids: Sequence[int], actions: Sequence[str]
+                         ) -> list[dict[str, Any]]:
+    """The events with these actions of several tickets at once, in order (one query for a list page)."""
+    if not ticket_ids:
+        return []
+    rows = await conn.execute(select(EVENTS).where(EVENTS.c.ticket_id.in_(list(ticket_ids)),
+                                                   EVENTS.c.action.in_(list(actions))).order_by(EVENTS.c.id))
+    return [{**dict(r._mapping), "at": as_utc(r.at)} for r in rows]
+
+
 async def open_for_worker(conn: AsyncConnection, worker_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The worker's open tickets, oldest first (served by ix_tickets_worker_open)."""
     rows = await conn.execute(
@@ -94,6 +104,14 @@ async def count_open_for_worker(conn: AsyncConnection, worker_id: int) -> int:
 async def of_resident(conn: AsyncConnection, openid: str, limit: int = 5) -> list[dict[str, Any]]:
     rows = await conn.execute(select(T).where(T.c.openid == openid).order_by(T.c.id.desc()).limit(limit))
     return [_ticket(r) for r in rows]
+
+
+async def of_kind(conn: AsyncConnection, kind: str, statuses: Sequence[str] | None, limit: int) -> list[dict[str, Any]]:
+    """Tickets of one kind, oldest first (whoever has waited longest comes first)."""
+    query = select(T).where(T.c.kind == kind).order_by(T.c.created_at, T.c.id).limit(limit)
+    if statuses is not None:
+        query = query.where(T.c.status.in_(list(statuses)))
+    return [_ticket(r) for r in await conn.execute(query)]
 
 
 async def latest_unrated(conn: AsyncConnection, openid: str) -> dict[str, Any] | None:

@@ -3,13 +3,17 @@
 The link carries ``w`` (worker id), ``e`` (expiry) and ``s`` (HMAC over ticket, worker and expiry with
 ``tickets.link_secret``): a forged, altered or expired link gets 403 and shows nothing. Even with a
 genuine link the worker must still be allowed to see the ticket (their grid, or assigned to them), and
-the resident's phone and address are shown in full only to the assignee and admins.
-Actions (accept, note/photo, done, transfer) go through the same :class:`~bot.services.tickets.Tickets`
-state machine as the chat commands, so the same rules and the same audit trail apply.
+the resident's phone and address are shown in full only to the assignee and admins; other workers of
+the grid see them masked, and only the buttons they may use.
+Actions (accept, note/photo, done, transfer, and for a 代办 the documents' 取件/交件/还件 with a list or
+a photo) go through the same :class:`~bot.services.tickets.Tickets` state machine as the chat
+commands, so the same rules, notifications and audit trail apply. Photos are served back only under
+the same signed link.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import re
@@ -19,7 +23,17 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from bot.services.tickets import ACTIONS, STATUS_CN, TicketError, Tickets, masked
+from bot.services.tickets import (
+    ACTIONS,
+    CUSTODY,
+    CUSTODY_WHERE,
+    NOT_AN_IMAGE,
+    STATUS_CN,
+    TicketError,
+    Tickets,
+    image_type,
+    masked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +41,16 @@ PAGE = Template((Path(__file__).with_name("static") / "ticket.html").read_text(e
 INVALID_LINK = "链接无效或已过期，请在公众号里回复“我的任务”重新打开。"
 NOT_ALLOWED = "这张工单不归您处理。"
 DONE_MESSAGES = {"accept": "已接单，居民已收到通知。", "note": "备注已保存。", "done": "已办结，居民会收到评价邀请。",
-                 "transfer": "已转派。"}
+                 "transfer": "已转派。", "pickup": "已登记取件，居民会收到核对通知。",
+                 "handin": "已登记交件，居民会收到通知。", "giveback": "已登记还件，居民会收到核对通知。"}
+PHOTO_NOTE = "拍照登记，照片已存档"
+PHOTO_TOO_BIG = "照片太大了（最多8MB）。"
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
-PAGE_ACTIONS = ("accept", "note", "done", "transfer")
+PAGE_ACTIONS = ("accept", "note", "done", "transfer", *CUSTODY)
+CUSTODY_LABELS = {"pickup": ("登记取件", "取走了哪些材料，如：户口簿原件、身份证复印件2份"),
+                  "handin": ("登记交件", "交给了谁，如：已交便民服务站李老师"),
+                  "giveback": ("登记还件", "还了哪些原件，如：户口簿原件已当面归还")}
+OTHER_VERBS = {"create": "提交", "remind": "提醒", "escalate": "督办", "follow": "我也遇到了"}
 
 Getter = Callable[[web.Request], Tickets]
 
@@ -39,7 +60,8 @@ def _e(value: Any) -> str:
 
 
 def _refuse(status: int, text: str) -> web.Response:
-    body = f"<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'><p style='font-size:18px;padding:16px'>{_e(text)}</p>"
+    body = ("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<link rel=icon href='data:,'><p style='font-size:18px;padding:16px'>{_e(text)}</p>")
     return web.Response(status=status, text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
@@ -61,20 +83,24 @@ async def _authorise(request: web.Request, tickets: Tickets) -> tuple[dict[str, 
     return worker, ticket
 
 
+def _may(tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any], action: str) -> bool:
+    """Whether to offer this button: the status allows it and the viewer may do it (the service
+    checks again; this only keeps buttons that would be refused off the screen)."""
+    allowed, _, who, _ = ACTIONS[action]
+    return ticket["status"] in allowed and (who == "grid" or tickets.full_view(worker, ticket))
+
+
 def _form(request: web.Request, action: str, label: str, inner: str = "", secondary: bool = False,
           multipart: bool = False) -> str:
     enc = ' enctype="multipart/form-data"' if multipart else ""
     cls = ' class="secondary"' if secondary else ""
-    return (f'<form method="post" action="{_e(request.path_qs)}"{enc}>'
+    return (f'<form method="post" action="{_e(request.path_qs)}" data-action="{action}"{enc}>'
             f'<input type="hidden" name="action" value="{action}">{inner}<button{cls}>{label}</button></form>')
 
 
-async def _render(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any],
-                  flash: str = "", error: bool = False) -> web.Response:
-    full = worker["role"] in ("admin", "duty") or ticket["worker_id"] == worker["id"]
-    shown = ticket if full else masked(ticket)
+async def _trail(tickets: Tickets, ticket: dict[str, Any]) -> str:
     names: dict[int, str] = {}
-    trail = []
+    out = []
     for ev in await tickets.events(ticket["id"]):
         actor = ev["actor"]
         if actor.startswith("worker:"):
@@ -86,38 +112,108 @@ async def _render(request: web.Request, tickets: Tickets, worker: dict[str, Any]
             actor = "居民"
         elif actor == "system":
             actor = "系统"
-        verb = ACTIONS.get(ev["action"], ((), None, "", ev["action"]))[3] if ev["action"] in ACTIONS else {
-            "create": "提交", "remind": "提醒", "escalate": "督办", "follow": "我也遇到了"}.get(ev["action"], ev["action"])
+        verb = ACTIONS[ev["action"]][3] if ev["action"] in ACTIONS else OTHER_VERBS.get(ev["action"], ev["action"])
         note = f"：{ev['note']}" if ev["note"] else ""
-        trail.append(f"<li>{_e(tickets.fmt(ev['at']))} {_e(actor)} {_e(verb)}{_e(note)}</li>")
-    status = ticket["status"]
-    actions = []
-    if status == "pending":
-        actions.append(_form(request, "accept", "接单"))
-    if status in ("accepted", "in_progress"):
-        actions.append(_form(request, "done", "办结",
-                             '<textarea name="note" rows="2" placeholder="办理结果，如：已收材料并递交"></textarea>'))
-        actions.append(_form(request, "note", "添加备注/照片",
-                             '<textarea name="note" rows="2" placeholder="备注"></textarea>'
-                             '<input type="file" name="photo" accept="image/*">', secondary=True, multipart=True))
-    if status in ("pending", "accepted", "in_progress"):
-        actions.append(_form(request, "transfer", "转派", '<input type="number" name="target" placeholder="接手网格员编号">',
-                             secondary=True))
+        out.append(f"<li>{_e(tickets.fmt(ev['at']))} {_e(actor)} {_e(verb)}{_e(note)}</li>")
+    return "".join(out)
+
+
+async def _actions(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any]) -> str:
+    out = []
+    if _may(tickets, worker, ticket, "accept"):
+        out.append(_form(request, "accept", "接单"))
+    if _may(tickets, worker, ticket, "done"):
+        out.append(_form(request, "done", "办结",
+                         '<textarea name="note" rows="2" placeholder="办理结果，如：已收材料并递交"></textarea>'))
+    if _may(tickets, worker, ticket, "note"):
+        out.append(_form(request, "note", "添加备注/照片",
+                         '<textarea name="note" rows="2" placeholder="备注"></textarea>'
+                         '<input type="file" name="photo" accept="image/*">', secondary=True, multipart=True))
+    if ticket["kind"] == "proxy":
+        picked_up = any(e["action"] == "pickup" for e in await tickets.events(ticket["id"]))
+        for step, (label, hint) in CUSTODY_LABELS.items():
+            if _may(tickets, worker, ticket, step) and (step == "pickup" or picked_up):
+                photo = '<input type="file" name="photo" accept="image/*">' if step != "handin" else ""
+                out.append(_form(request, step, label, f'<textarea name="note" rows="2" placeholder="{_e(hint)}">'
+                                 f'</textarea>{photo}', secondary=True, multipart=True))
+    if _may(tickets, worker, ticket, "transfer"):
+        options = "".join(f'<option value="{w["id"]}">{_e(w["name"])}（编号{w["id"]}）</option>'
+                          for w in await tickets.grids.workers() if w["id"] != ticket["worker_id"])
+        out.append(_form(request, "transfer", "转派", '<select name="target"><option value="">选择接手的人</option>'
+                         f'{options}</select><input type="text" name="note" placeholder="转派原因（可不填）">',
+                         secondary=True))
+    return f'<div class="card">{"".join(out)}</div>' if out else ""
+
+
+async def _custody(tickets: Tickets, ticket: dict[str, Any]) -> str:
+    custody = (await tickets.custody_of([ticket["id"]])).get(ticket["id"])
+    if custody is None:
+        return ""
+    by = await tickets.grids.worker(custody.worker_id) if custody.worker_id is not None else None
+    where = CUSTODY_WHERE[custody.step].format(name=(by or {}).get("name", ""))
+    confirmed = "居民已确认" if custody.confirmed else "等居民确认"
+    return (f'<div class="card custody"><b>材料在哪</b><div class="row">{_e(where)}（{_e(tickets.fmt(custody.at))}，'
+            f'{_e(custody.note)}）<span class="k">{confirmed}</span></div></div>')
+
+
+def _photos(request: web.Request, ticket: dict[str, Any]) -> str:
+    shown = [i for i, m in enumerate(ticket["media"] or []) if m.get("path")]
+    if not shown:
+        return ""
+    query = request.query_string
+    imgs = "".join(f'<a href="/t/{ticket["id"]}/photo/{i}?{_e(query)}"><img class="photo" alt="照片{n}" '
+                   f'src="/t/{ticket["id"]}/photo/{i}?{_e(query)}"></a>' for n, i in enumerate(shown, 1))
+    return f'<div class="card"><b>照片（{len(shown)}张）</b><div>{imgs}</div></div>'
+
+
+async def _render(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any],
+                  flash: str = "", error: bool = False) -> web.Response:
+    shown = ticket if tickets.full_view(worker, ticket) else masked(ticket)
     checklist = ""
     if ticket["checklist"]:
         checklist = '<div class="card"><b>材料清单</b><ol>' + "".join(
             f"<li>{_e(c)}</li>" for c in ticket["checklist"]) + "</ol></div>"
     body = PAGE.substitute(
-        id=_e(ticket["id"]), label=_e(tickets.label(ticket)), status=_e(STATUS_CN[status]),
-        address=_e(shown["address"] or "—"), phone=_e(shown["phone"] or "—"), time_window=_e(ticket["time_window"] or "—"),
-        content=_e(ticket["content"]), accept_due=_e(tickets.fmt(ticket["accept_due_at"])),
-        done_due=_e(tickets.fmt(ticket["done_due_at"])), checklist=checklist,
-        actions=f'<div class="card">{"".join(actions)}</div>' if actions else "",
-        trail="".join(trail),
-        flash=f'<div class="card {"error" if error else "flash"}">{_e(flash)}</div>' if flash else "",
+        id=_e(ticket["id"]), label=_e(tickets.label(ticket)), status=_e(STATUS_CN[ticket["status"]]),
+        address=_e(shown["address"] or "—"), phone=_e(shown["phone"] or "—"),
+        time_window=_e(ticket["time_window"] or "—"), content=_e(shown["content"]),
+        accept_due=_e(tickets.fmt(ticket["accept_due_at"])), done_due=_e(tickets.fmt(ticket["done_due_at"])),
+        checklist=checklist + await _custody(tickets, ticket) + _photos(request, ticket),
+        actions=await _actions(request, tickets, worker, ticket), trail=await _trail(tickets, ticket),
+        flash=f'<div class="card {"error" if error else "flash"}" role="status">{_e(flash)}</div>' if flash else "",
     )
     return web.Response(text=body, content_type="text/html",
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+def _read_photo(form: Any) -> bytes | None:
+    photo = form.get("photo")
+    if photo is None or getattr(photo, "file", None) is None:
+        return None
+    content = photo.file.read(MAX_PHOTO_BYTES + 1)
+    if len(content) > MAX_PHOTO_BYTES:
+        raise TicketError(PHOTO_TOO_BIG)
+    if content and image_type(content) is None:
+        raise TicketError(NOT_AN_IMAGE)
+    return content or None
+
+
+async def _act(tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any], form: Any) -> dict[str, Any]:
+    """One page action through the service; a photo is kept with the note, or as the custody record."""
+    action = str(form.get("action", ""))
+    note = str(form.get("note", "") or "").strip()
+    photo = _read_photo(form) if action == "note" or action in CUSTODY else None
+    if photo is not None:
+        note = note or PHOTO_NOTE
+    target = None
+    if action == "transfer":
+        raw = str(form.get("target", "")).strip()
+        target = int(raw) if re.fullmatch(r"\d+", raw) else None
+    fresh = await tickets.act(ticket["id"], worker, action, note, target=target)
+    if photo is not None:  # kept once the action stands, tagged with the custody step it records
+        await tickets.save_photo(ticket["id"], worker["id"], photo, step=action if action in CUSTODY else None)
+        fresh = await tickets.get(ticket["id"]) or fresh
+    return fresh
 
 
 def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
@@ -137,39 +233,40 @@ def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
         worker, ticket = found
         form = await request.post()
         action = str(form.get("action", ""))
-        note = str(form.get("note", "") or "").strip()
         if action not in PAGE_ACTIONS:
             return await _render(request, tickets, worker, ticket, "不支持的操作。", error=True)
-        photo = form.get("photo")
         try:
-            if action == "note" and photo is not None and getattr(photo, "file", None) is not None:
-                content = photo.file.read(MAX_PHOTO_BYTES + 1)
-                if content:
-                    if len(content) > MAX_PHOTO_BYTES:
-                        raise TicketError("照片太大了（最多8MB）。")
-                    await _save_photo(tickets, ticket["id"], worker["id"], content)
-                    note = note or "上传了照片"
-            target = None
-            if action == "transfer":
-                raw = str(form.get("target", "")).strip()
-                target = int(raw) if re.fullmatch(r"\d+", raw) else None
-            ticket = await tickets.act(ticket["id"], worker, action, note, target=target)
-            return await _render(request, tickets, worker, ticket, DONE_MESSAGES[action])
+            ticket = await _act(tickets, worker, ticket, form)
         except TicketError as exc:
             ticket = await tickets.get(ticket["id"]) or ticket
             return await _render(request, tickets, worker, ticket, str(exc), error=True)
+        return await _render(request, tickets, worker, ticket, DONE_MESSAGES[action])
+
+    async def photo(request: web.Request) -> web.StreamResponse:
+        tickets = get_tickets(request)
+        found = await _authorise(request, tickets)
+        if isinstance(found, web.Response):
+            return found
+        _, ticket = found
+        media = ticket["media"] or []
+        try:
+            entry = media[int(request.match_info["n"])]
+        except (ValueError, IndexError):
+            raise web.HTTPNotFound() from None
+        path = Path(str(entry.get("path") or ""))
+        root = tickets.media_root().resolve()
+        if not entry.get("path") or not path.resolve().is_relative_to(root):
+            raise web.HTTPNotFound()
+        try:
+            content = await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            raise web.HTTPNotFound() from None
+        kind = image_type(content)
+        if kind is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=content, content_type=f"image/{'jpeg' if kind == 'jpg' else kind}",
+                            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
 
     app.router.add_get("/t/{id}", show)
     app.router.add_post("/t/{id}", act)
-
-
-async def _save_photo(tickets: Tickets, ticket_id: int, worker_id: int, content: bytes) -> None:
-    import asyncio
-    import uuid
-
-    folder = Path(tickets.config.tickets.media_dir or Path(tickets.config.app.data_dir) / "ticket-media") / str(ticket_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"worker-{worker_id}-{uuid.uuid4().hex[:8]}.jpg"
-    await asyncio.to_thread(path.write_bytes, content)
-    await tickets.add_media(ticket_id, [{"type": "image", "by": f"worker:{worker_id}", "path": str(path),
-                                         "size": len(content)}])
+    app.router.add_get("/t/{id}/photo/{n}", photo)
