@@ -20,7 +20,7 @@ DEV = ROOT / "tests" / "data" / "dev.tsv"
 ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
-ACCURACY_FLOOR = 0.92  # dev is at 93.9 % today (line-parity halves 94.5 % / 93.2 %)
+ACCURACY_FLOOR = 0.93  # dev is at 94.7 % today (1,425 lines; line-parity halves 94.4 % / 95.1 %)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,12 @@ def knowledge_with(tmp_path: Path, intents: str):
     items = dict(ITEMS)
     items["civil.dibao"] = item_toml("civil.dibao", "最低生活保障申请", "民政", ["低保", "吃低保"],
                                      ["家里困难怎么申请低保", "家里困难有什么补贴给", "低保要准备什么材料"])
+    # the same everyday words in a second item's questions: no word of the question is the dibao
+    # item's alone, so only a name, alias or cue can anchor it (words only one item's questions use
+    # anchor a confident match too: tests/test_understanding_decisions.py)
+    items["hrss.unemployment-benefit"] = item_toml(
+        "hrss.unemployment-benefit", "失业保险金申领", "人社", ["失业金", "领失业金"],
+        ["失业了能领失业金不", "失业了家里困难有什么补贴给"])
     faq, intents_dir, catalog = write_tree(tmp_path, items=items, intents=intents)
     knowledge, holder = load_knowledge(faq, intents_dir, catalog)
     assert not holder.problems, holder.problems
@@ -54,3 +60,4 @@ def test_cues_must_name_known_items_and_hold_words(tmp_path: Path) -> None:
     (intents_dir / "cues.toml").write_text('[cues]\n"civil.nothing" = ["兜底"]\n', encoding="utf-8")
     problems, _, _ = check_directories(faq, intents_dir, catalog)
     assert [p.field for p in problems] == ["cues.civil.nothing"] and "civil.nothing" in problems[0].message
+

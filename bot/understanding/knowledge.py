@@ -76,7 +76,7 @@ class Knowledge:
             return tuple(part for part in stripped.split(" ") if part)
 
         matcher = Matcher(ordered, core, settings, intents.ambiguous, [norm(t) for t in intents.out_of_scope],
-                          cues=intents.cues)
+                          cues=intents.cues, norm=norm)
         return cls(MappingProxyType({i.id: i for i in ordered}), intents, normalizer, matcher, phrases, version)
 
     def normalize(self, text: str) -> str:
@@ -170,6 +170,23 @@ class Knowledge:
         return None
 
 
+#: Verbs an aspect phrase keeps in the core (怎么领 → 领): paying in or drawing out money.
+_KEPT_VERBS = ("领", "交", "缴")
+
+
+def _kept_verb(phrase: str, stop_words: Mapping[str, str]) -> str:
+    """What an aspect phrase leaves in the question's core: nothing, except a money verb after a
+    question word (怎么领 → 领, 怎么交 → 交).
+
+    Why: that verb is what tells sibling items apart — 养老金怎么领 is the claim, not enrolment;
+    医保怎么交 is the payment, not the e-voucher — while the phrase as a whole still marks the aspect
+    asked (steps). Other verbs (弄, 办, 报) say nothing an item's own words do not."""
+    for cut in range(len(phrase) - 1, 0, -1):
+        if phrase[:cut] in stop_words and phrase[cut:] in _KEPT_VERBS:
+            return f" {phrase[cut:]} "
+    return " "
+
+
 def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
     """Normalise every phrase once, so matching compares like with like."""
     def clean(values: Sequence[str]) -> list[str]:
@@ -180,7 +197,7 @@ def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
     stop_words = {p: " " for p in clean(intents.stopwords)}
     stop = Replacer(stop_words)
     # One pass, longest phrase first, so 能不能 (stop word) is not cut by 能享受 (aspect) or vice versa.
-    strip = Replacer({**stop_words, **{p: " " for p, _ in aspect_pairs}})
+    strip = Replacer({**stop_words, **{p: _kept_verb(p, stop_words) for p, _ in aspect_pairs}})
     whole = {name: Replacer({p: " " for p in clean(spec.phrases)})
              for name, spec in intents.intents.items() if spec.whole}
     contains = {name: tuple(clean(spec.phrases)) for name, spec in intents.intents.items() if not spec.whole}

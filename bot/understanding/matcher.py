@@ -16,14 +16,19 @@ How, and why this way:
   the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
   the item's closest name/alias/question, forgiving typos and homophones).
 * **Decision.** ``fallback`` below a calibrated score, on too little specific evidence, or on an
-  out-of-scope topic (``[out_of_scope]`` in intents/) with no item named outright; ``clarify`` when
-  the question names two items joined by 和/或者, when it uses a generic word that names several items
-  (``[ambiguous]``) and nothing else tells them apart, or when the top two tie; else ``answer``.
+  out-of-scope topic (``[out_of_scope]`` in intents/) that the best item does not itself speak of,
+  with no item named outright; ``clarify`` when the question names two items joined by 和/或者, when
+  two of its clauses ask for two items ("我想办低保，还要开个证明"), when it uses a generic word that
+  names several items (``[ambiguous]``) and nothing else tells them apart, when it is an open
+  question ("有啥子补贴") that two named items answer about equally, or when the top two tie; else
+  ``answer``.
 * **Anchors.** Whatever the score, an item is answered or offered only when the question holds an
   anchor of it: a character or folded-pinyin bigram of its name, an alias or a ``[cues]`` word that
-  at most ``anchor_max_items`` items share. Out-of-scope questions ("想找个保姆", "孩子发烧了去哪家
-  医院") always share some words with some item's *questions*; they rarely contain a piece of its
-  name, an alias or a cue. Clarifies from ``[ambiguous]`` words and "A和B" are anchored by definition.
+  at most ``anchor_max_items`` items share (also across a particle: 离了婚 holds 离婚), or — for a
+  clearly higher score — a bigram that only this item's questions use (台阶 for accessibility).
+  Out-of-scope questions ("想找个保姆", "孩子发烧了去哪家医院") always share some words with some
+  item's *questions*; they rarely contain a piece of its name, an alias or a cue. Clarifies from
+  ``[ambiguous]`` words, two clauses and "A和B" are anchored by construction.
 
 The matcher is pure: no I/O, no clock, no randomness; the same snapshot always gives the same result.
 """
@@ -65,7 +70,11 @@ class MatcherSettings:
     phrase_weight: float = 0.20
     fuzzy_weight: float = 0.40
     ambiguity_lead: float = 1.5      # a generic word (优待证) asks which item unless the rest of the
-                                     # question gives one item this much more matched weight
+                                     # question gives one item this much more matched weight ...
+    ambiguity_gap: float = 12.0      # ... or leans towards the item that also leads the other members
+                                     # by this many score points overall; either way only when the rest
+    min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
+                                     # leaves 咋办, not enough to choose registration over the benefit)
     answer_min: float = 35.0         # below: never answer outright
     answer_margin: float = 0.5       # lead over the runner-up needed to answer (a tie asks instead)
     clarify_min: float = 35.0        # below: fall back
@@ -76,6 +85,18 @@ class MatcherSettings:
     shortlist: int = 30
     shortlist_max_share: float = 0.05  # grams in more items than this share only score, never shortlist
     max_candidates: int = 5
+    named_bonus: float = 6.0         # score points for an item whose name or alias stands whole in the
+    named_min_units: int = 3         # question (aliases of at least this many characters)
+    question_anchor_max_items: int = 1  # a bigram of only this many items' questions anchors them ...
+    loose_anchor_score: float = 60.0    # ... when the match scores at least this
+    anchored_runner_up: float = 6.0  # an anchored item this close behind an unanchored top is decided on
+    open_question_margin: float = 8.0   # an open question (有啥子补贴) is asked back when another named
+                                        # item scores within this of the top
+    clause_min: float = 50.0         # a clause alone must answer its item this clearly to count as a
+    clause_margin: float = 5.0       # second need (see Matcher._two_needs) ...
+    clause_anchor_max_items: int = 3  # ... and hold an anchor this specific (not 登记, 补贴: 去哪里登记
+                                      # is the aspect of the first need, not a second one)
+    max_clauses: int = 6
     anchor_max_items: int = 8        # an anchor gram shared by more items than this is too generic
                                      # to anchor anything (社区, 孩子); it still scores
 
@@ -121,6 +142,23 @@ def grams_of(segments: Iterable[str]) -> set[str]:
     return out
 
 
+def anchor_grams(core: Iterable[str], normalized: str) -> set[str]:
+    """Bigrams a question offers as anchors: the core's character and folded-pinyin bigrams, plus
+    character bigrams of the normalised text before stop words are cut out, also skipping one character.
+
+    Why: residents put particles inside words — 离了婚, 参过战 — and cutting 了/的 out splits the word
+    in two, so its bigram (离婚, 参战) never forms in the core. Only exact characters count across the
+    cut: folded pinyin there collides too easily (补贴什么 would meet 津贴申领)."""
+    out = {g for g in grams_of(core) if g[0] != "u"}
+    for segment in normalized.split(" "):
+        parts = units(segment)
+        for index in range(1, len(parts)):
+            out.add("b" + parts[index - 1] + parts[index])
+            if index >= 2:
+                out.add("b" + parts[index - 2] + parts[index])
+    return out
+
+
 def pinyin_string(segments: Iterable[str]) -> str:
     """Folded pinyin of the segments, one token per unit (input for rapidfuzz)."""
     return " ".join(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
@@ -137,9 +175,10 @@ class Matcher:
 
     def __init__(self, items: Sequence[ServiceItem], core: CoreFn, settings: MatcherSettings | None = None,
                  ambiguous: Mapping[str, Sequence[str]] | None = None, out_of_scope: Iterable[str] = (),
-                 cues: Mapping[str, Sequence[str]] | None = None) -> None:
+                 cues: Mapping[str, Sequence[str]] | None = None, norm: Callable[[str], str] | None = None) -> None:
         """``out_of_scope`` phrases must already be normalised like questions (not stripped);
-        ``cues`` (item id → words, raw) are item-specific words besides the name and aliases."""
+        ``cues`` (item id → words, raw) are item-specific words besides the name and aliases; ``norm``
+        normalises item texts like questions (to see which out-of-scope words an item itself uses)."""
         self.settings = settings or MatcherSettings()
         self._core = core
         self.ids: tuple[str, ...] = tuple(item.id for item in items)
@@ -173,17 +212,23 @@ class Matcher:
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
         # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
         self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
+        self._owned_topics = self._compile_owned_topics(items, cues or {}, norm or (lambda text: text))
         self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
-        self._anchors = self._compile_anchors(aliases, cues or {})
+        generic = {term for term, _ in self._ambiguous}  # 抚恤金 is an alias, yet names two items
+        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
+                                for own in self._alias_cores]
+        self._anchors, self._specific_anchors = self._compile_anchors(aliases, cues or {})
+        self._question_anchors = self._compile_question_anchors(items)
         self._phrases = [[Phrase(g, sum(self._weights[x] for x in g))
                           for g in (frozenset(grams_of(a)) for a in own) if g] for own in aliases]
 
     def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
-                         ) -> list[frozenset[str]]:
+                         ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
         """Per item, the bigrams (characters and folded pinyin, so 低宝 still anchors 低保) of its
         name, aliases and ``[cues]`` that few items share: what a question must contain before the
         item is answered. Without it a question that is about nothing we handle ("想找个保姆") still
-        finds some item whose questions share a word or two with it."""
+        finds some item whose questions share a word or two with it. Also returns the *specific*
+        ones (see ``clause_anchor_max_items``), which a clause needs to count as a second need."""
         own: list[set[str]] = []
         for index, ident in enumerate(self.ids):
             grams: set[str] = set()
@@ -194,11 +239,67 @@ class Matcher:
         for grams in own:
             for gram in grams:
                 df[gram] += 1
-        return [frozenset(g for g in grams if df[g] <= self.settings.anchor_max_items) for grams in own]
+        anchors = [frozenset(g for g in grams if df[g] <= self.settings.anchor_max_items) for grams in own]
+        # specific: few items' names hold it, and it is no everyday word of their questions either
+        # (社区 is in two names but in most questions: "社区能开不" names nothing)
+        used: dict[str, int] = defaultdict(int)
+        for item_grams in self._item_grams:
+            for gram in item_grams:
+                used[gram] += 1
+        common = max(self.settings.clause_anchor_max_items, len(self.ids) // 4)
+        specific = [frozenset(g for g in grams if df[g] <= self.settings.clause_anchor_max_items
+                              and used[g] <= common) for grams in own]
+        return anchors, specific
+
+    def _compile_owned_topics(self, items: Sequence[ServiceItem], cues: Mapping[str, Sequence[str]],
+                              norm: Callable[[str], str]) -> list[frozenset[str]]:
+        """Per item, the ``[out_of_scope]`` words its own name, aliases, questions, cues and materials use.
+
+        Why: a topic word is out of scope only for the items that never speak of it. 公交 is out of
+        scope for a bus timetable question, yet the senior card is *about* free buses; when the best
+        item itself uses the word, the word is evidence for it, not against it. This also keeps the
+        list safe to grow: a word an admin adds to an item's questions stops vetoing that item."""
+        if self._out_of_scope_re is None:
+            return [frozenset() for _ in items]
+        owned: list[frozenset[str]] = []
+        for item in items:
+            # its materials too: 要带户口本不 is a materials question about the item, not about 户口本
+            texts = [*item_fields(item)["alias"], *item.questions, *cues.get(item.id, ()),
+                     *(m.name for m in item.materials)]
+            found = {m.group(0) for text in texts for m in self._out_of_scope_re.finditer(norm(text).replace(" ", ""))}
+            owned.append(frozenset(found))
+        return owned
+
+    def _off_topic(self, compact: str, top: int, joined: str = "") -> bool:
+        """True when the question holds an out-of-scope word, unless the top item uses that word itself
+        *and* the rest of the question still holds an anchor of it ("钱包被偷了，社保卡也在里面": 被偷
+        is the replacement item's own word and 社保卡 anchors it; "营业执照咋个办" is about the licence
+        alone, though the loan item mentions it among its materials). The word is looked for in the
+        question as typed and with its particles out (``joined``: 殡仪馆的电话 holds 殡仪馆电话)."""
+        if self._out_of_scope_re is None:
+            return False
+        found = [m.group(0) for text in (compact, joined) if text for m in self._out_of_scope_re.finditer(text)]
+        if not found:
+            return False
+        if any(term not in self._owned_topics[top] for term in found):
+            return True
+        rest = self._out_of_scope_re.sub(" ", compact)
+        return not self.anchored(rest, (self.ids[top],))
+
+    def _compile_question_anchors(self, items: Sequence[ServiceItem]) -> list[frozenset[str]]:
+        """Per item, the character bigrams of its questions that no other item's questions use."""
+        own = [{g for text in item.questions for g in grams_of(self._core(text)) if g[0] == "b"} for item in items]
+        df: dict[str, int] = defaultdict(int)
+        for grams in own:
+            for gram in grams:
+                df[gram] += 1
+        limit = self.settings.question_anchor_max_items
+        return [frozenset(g for g in grams if df[g] <= limit) for grams in own]
 
     def anchored(self, normalized: str, idents: Iterable[str]) -> bool:
-        """True when the question holds an anchor (name, alias or cue bigram) of any of the items."""
-        grams = grams_of(self._core(normalized))
+        """True when the question holds an anchor (name, alias or cue bigram) of any of the items,
+        also across a particle (离了婚 holds 离婚; see :func:`anchor_grams`)."""
+        grams = anchor_grams(self._core(normalized), normalized)
         return any(grams & self._anchors[self._position[i]] for i in idents if i in self._position)
 
     def _compile_ambiguous(self, ambiguous: Mapping[str, Sequence[str]]) -> list[tuple[str, tuple[int, ...]]]:
@@ -251,8 +352,9 @@ class Matcher:
         overlap = {i: self._overlap(i, weights) for i in shortlist}
         query_pinyin = pinyin_string(segments)
         fuzzy = self._fuzzy(query_pinyin, shortlist)
-        scored = [(self._features(i, grams, weights, total, overlap.get(i, 0.0), fuzzy.get(i, 0.0), i in exact),
-                   self.ids[i]) for i in shortlist]
+        joined = "".join(segments)
+        scored = [(self._features(i, grams, weights, total, overlap.get(i, 0.0), fuzzy.get(i, 0.0), i in exact,
+                                  self._names_in(i, joined)), self.ids[i]) for i in shortlist]
         scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
 
@@ -281,24 +383,26 @@ class Matcher:
         return heapq.nlargest(self.settings.shortlist, overlap, key=overlap.__getitem__)
 
     def _fuzzy(self, query_pinyin: str, shortlist: Sequence[int]) -> dict[int, float]:
-        """Best rapidfuzz ratio (0–1) per item, in one C-level pass over all shortlisted phrases."""
+        """Best rapidfuzz ratio (0–1) per item: one C-level ``extractOne`` over each item's phrases
+        (cheaper than ranking all shortlisted phrases together, which sorts a thousand results)."""
         if not query_pinyin:
             return {}
-        owners: list[int] = []
-        choices: list[str] = []
-        for index in shortlist:
-            owners.extend([index] * len(self._pinyin[index]))
-            choices.extend(self._pinyin[index])
         best: dict[int, float] = {}
-        for _, score, position in process.extract(query_pinyin, choices, scorer=fuzz.ratio, limit=None):
-            owner = owners[position]
-            if score > best.get(owner, -1.0):
-                best[owner] = score
-        return {index: score / 100 for index, score in best.items()}
+        for index in shortlist:
+            found = process.extractOne(query_pinyin, self._pinyin[index], scorer=fuzz.ratio)
+            if found is not None:
+                best[index] = found[1] / 100
+        return best
+
+    def _names_in(self, index: int, joined: str) -> bool:
+        """True when one of the item's own names or aliases stands whole in the question's core."""
+        return any(alias in joined for alias in self._naming_aliases[index])
 
     def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
-                  overlap: float, fuzzy: float, exact: bool) -> Features:
-        """The four views of one item; an exact name/alias match scores 100 outright."""
+                  overlap: float, fuzzy: float, exact: bool, named: bool = False) -> Features:
+        """The four views of one item, plus a bonus when one of its names stands whole in the question
+        (社保转移 is the pension transfer even when the rest of the question reads like the medical
+        insurance one); an exact name/alias match scores 100 outright."""
         s = self.settings
         best_phrase = 0.0
         for phrase in self._phrases[index]:
@@ -309,7 +413,10 @@ class Matcher:
         evidence = 1 - math.exp(-overlap / s.evidence_scale)
         features = Features(coverage, evidence, overlap, best_phrase, fuzzy, 100.0)
         # dataclasses.replace is slow on this hot path (~50 calls per question): build it twice instead
-        return features if exact else Features(coverage, evidence, overlap, best_phrase, fuzzy, self._plain(features))
+        if exact:
+            return features
+        bonus = s.named_bonus if named else 0.0
+        return Features(coverage, evidence, overlap, best_phrase, fuzzy, min(99.9, self._plain(features) + bonus))
 
     def match(self, normalized: str) -> MatchResult:
         """Decide answer / clarify / fallback for one normalised question."""
@@ -322,21 +429,76 @@ class Matcher:
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
         if (ranked and ranked[0][0].phrase < 0.999 and scored[0][0] < self.settings.out_of_scope_override
-                and self._out_of_scope_re is not None and self._out_of_scope_re.search(compact)):
+                and self._off_topic(compact, self._position[ranked[0][1]], joined)):
             # 驾照到期了咋个换: a topic we do not handle, and no item named outright
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self._exact:
             # 那要办好久: only generic words matched, however similar the strings look
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
-        ambiguous = self._several_named(joined, scored) or self._ambiguity(segments, scored)
+        ambiguous = (self._several_named(joined, scored) or self._two_needs(normalized, scored)
+                     or self._ambiguity(segments, scored))
         if ambiguous:
-            return ambiguous  # it names an item, or uses a listed word for several: anchored either way
+            return ambiguous  # it names items, or uses a listed word for several: anchored either way
         result = decide(scored, self.settings)
         if result.action != "fallback" and joined not in self._exact:
-            if not any(grams & self._anchors[self._position[i]] for i in result.candidates):
-                # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item
-                return MatchResult("fallback", None, (), result.score)
+            if not self.anchored(normalized, result.candidates) and not self._loosely_anchored(
+                    segments, normalized, result):
+                # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item;
+                # but an anchored item close behind is what the question names (身份证被洗坏了: the
+                # disability-card renewal reads alike, the identity card is the one named)
+                return self._anchored_runner_up(normalized, scored) or MatchResult(
+                    "fallback", None, (), result.score)
+            if result.action == "answer":
+                return self._open_question(normalized, scored) or result
+            return self._anchored_options(normalized, scored, result)
         return result
+
+    def _anchored_options(self, normalized: str, scored: list[tuple[float, str]],
+                          result: MatchResult) -> MatchResult:
+        """A clarify list offers only items the question anchors (a list of five loosely related
+        items helps nobody); when one is left, it is the answer."""
+        options = tuple(ident for ident in result.candidates if self.anchored(normalized, (ident,)))
+        if len(options) == len(result.candidates) or not options:
+            return result  # (none anchored: loosely anchored by its questions, keep the list)
+        if len(options) == 1:
+            score = dict((ident, value) for value, ident in scored)[options[0]]
+            return MatchResult("answer", options[0], options, round(score, 2))
+        return MatchResult("clarify", None, options, result.score)
+
+    def _anchored_runner_up(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """The decision among the items the question anchors, when one scores within
+        ``anchored_runner_up`` of an unanchored top."""
+        floor = scored[0][0] - self.settings.anchored_runner_up
+        anchored = [(score, ident) for score, ident in scored[: self.settings.max_candidates]
+                    if score >= floor and self.anchored(normalized, (ident,))]
+        if not anchored:
+            return None
+        result = decide(anchored, self.settings)
+        return result if result.action != "fallback" else None
+
+    def _open_question(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """Clarify an open question ("有啥子补贴", "能领啥", "有什么政策") when another item it names
+        scores almost as well: the resident asks what there is, and there is more than one answer
+        ("残疾人每个月有什么钱可以领": living subsidy and nursing subsidy both). A specific question
+        ("二级残疾有啥子补贴") leaves one item well ahead and is still answered."""
+        if not _OPEN_QUESTION.search(normalized.replace(" ", "")):
+            return None
+        floor = scored[0][0] - self.settings.open_question_margin
+        close = [ident for score, ident in scored[: self.settings.max_candidates] if score >= floor]
+        options = [ident for ident in close if self.anchored(normalized, (ident,))]
+        if len(options) < 2 or options[0] != scored[0][1]:
+            return None
+        return MatchResult("clarify", None, tuple(options), round(scored[0][0], 2))
+
+    def _loosely_anchored(self, segments: tuple[str, ...], normalized: str, result: MatchResult) -> bool:
+        """A confident match anchored only by a word of the item's own questions that no other item
+        uses ("想把台阶改成斜坡": 台阶 is in no name, alias or cue, but only the accessibility item's
+        questions speak of it). Needs a clearly higher score than a named item: everyday questions
+        share odd words with some item's questions more often than they share its name."""
+        if result.score < self.settings.loose_anchor_score:
+            return False
+        grams = anchor_grams(segments, normalized)
+        return any(grams & self._question_anchors[self._position[i]] for i in result.candidates)
 
     def _several_named(self, joined: str, scored: list[tuple[float, str]]) -> MatchResult | None:
         """Clarify when the question names two items joined by 和/或者/还是 ("五保和低保我该申请哪个").
@@ -362,6 +524,40 @@ class Matcher:
         options = tuple(ident for _, ident in scored if self._position[ident] in joined_pairs)
         return MatchResult("clarify", None, options[: self.settings.max_candidates], round(scored[0][0], 2))
 
+    def _two_needs(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """Clarify when two clauses of the question ask for two different items ("我想办低保，还要开个
+        证明", "残疾证到期了，顺便问下护理补贴咋个领").
+
+        Why per clause: scored as a whole, the clause with more words wins and the other need is
+        silently dropped. A clause counts only when it asks or complains about something (办, 领, 咋个,
+        不发 …), so context ("我是低保户，…") does not make a second need, and only when it alone
+        answers one item clearly, with an anchor of that item inside the clause. Only the overall
+        best candidates are scored again, so this costs a few set operations, not a second search."""
+        clauses = _clauses(normalized)
+        if len(clauses) < 2 or not scored:
+            return None
+        s = self.settings
+        pool = [ident for _, ident in scored[: s.max_candidates * 2]]
+        winners: list[str] = []
+        for clause, asks in clauses[: s.max_clauses]:
+            segments = self._core(clause)
+            if len(units("".join(segments))) < s.min_units or not asks:
+                continue
+            ranked = self._ranked(segments, pool)
+            if not ranked:
+                continue
+            top, ident = ranked[0]
+            runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
+            if (top.score >= s.clause_min and top.score - runner_up >= s.clause_margin
+                    and top.matched >= s.min_evidence
+                    and anchor_grams(segments, clause) & self._specific_anchors[self._position[ident]]):
+                winners.append(ident)
+        distinct = set(winners)
+        if len(distinct) < 2 or scored[0][1] not in distinct:
+            return None
+        options = tuple(ident for _, ident in scored if ident in distinct)[: s.max_candidates]
+        return MatchResult("clarify", None, options, round(scored[0][0], 2))
+
     def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]]) -> MatchResult | None:
         """Clarify when the question uses a generic word (``[ambiguous]`` in intents/) and nothing
         else in it singles out one of the items the word may mean.
@@ -381,29 +577,61 @@ class Matcher:
                     return None  # the question is exactly one item's name or alias (社保卡丢了)
                 if not scored or scored[0][1] not in ids:
                     return None  # the question is about something else that merely mentions the word
-                outsider = max((score for score, ident in scored if ident not in ids), default=0.0)
-                if scored[0][0] - outsider < self.settings.clarify_window:
-                    return None
-                lead, leader = self._lead(rest, members)
-                if lead >= self.settings.ambiguity_lead and leader == scored[0][1]:
+                if self._named_member(joined, term, members) == scored[0][1]:
+                    return None  # 办医保, 交医保: one member's own longer name holds the word
+                lead, leader, weight = self._lead(rest, members)
+                if leader == scored[0][1] and weight >= self.settings.min_rest_weight and (
+                        lead >= self.settings.ambiguity_lead
+                        or (lead > 0 and self._member_gap(scored, ids) >= self.settings.ambiguity_gap)):
                     return None  # the rest singles out the item that also scores best overall
                 # otherwise the rest points elsewhere than the overall score (老兵有啥优待政策: 老兵
                 # → veterans, 优待 → senior card): not safe to answer either, ask
             ranked = self._score_only(segments, ids)
-            options = tuple(ident for _, ident in ranked)[: self.settings.max_candidates]
-            return MatchResult("clarify", None, options, round(ranked[0][0], 2) if ranked else 0.0)
+            options = [ident for _, ident in ranked]
+            if scored and joined != term:
+                # an item outside the word's members scoring about as well is offered too: the
+                # question may be about it (残疾人补贴有哪些 → also the veterans' disability pension)
+                floor = scored[0][0] - self.settings.clarify_window
+                options += [ident for score, ident in scored if score >= floor and ident not in ids]
+            return MatchResult("clarify", None, tuple(options[: self.settings.max_candidates]),
+                               round(ranked[0][0], 2) if ranked else 0.0)
         return None
 
-    def _lead(self, rest: str, members: Sequence[int]) -> tuple[float, str | None]:
-        """How far the best member is ahead of the next on the rest of the question alone, and which
-        member that is."""
+    def _named_member(self, joined: str, term: str, members: Sequence[int]) -> str | None:
+        """The one member whose own alias, longer than the generic word and holding it (loosely, as
+        残疾人生活补贴 holds 残疾人补贴), is in the question (交医保 → the payment item); ``None`` when
+        none or several are. An alias inside
+        another member's longer alias does not count (办社保卡 inside 补办社保卡)."""
+        found: dict[int, str] = {}
+        for index in members:
+            present = [a for a in self._alias_cores[index]
+                       if len(a) > len(term) and a in joined and _remove_loosely(a, term) is not None]
+            if present:
+                found[index] = max(present, key=len)
+        named = [i for i, alias in found.items()
+                 if not any(alias != other and alias in other for j, other in found.items() if j != i)]
+        return self.ids[named[0]] if len(named) == 1 else None
+
+    @staticmethod
+    def _member_gap(scored: list[tuple[float, str]], ids: Sequence[str]) -> float:
+        """Score points between the best member of an ambiguous word's items and the next member.
+
+        Why besides the lead on the rest: the rest alone is often one short verb (交, 参保, 鉴定) once
+        aspect phrases are cut out, worth little weight, while the whole question already tells the
+        members far apart (城乡居民养老保险咋个参保: enrolment 93, claim 80)."""
+        members = [score for score, ident in scored if ident in ids]
+        return members[0] - members[1] if len(members) > 1 else members[0] if members else 0.0
+
+    def _lead(self, rest: str, members: Sequence[int]) -> tuple[float, str | None, float]:
+        """How far the best member is ahead of the next on the rest of the question alone, which
+        member that is, and how much of the rest that member explains (matched weight)."""
         grams = grams_of(tuple(part for part in rest.split(" ") if part))
         if not grams:
-            return 0.0, None
+            return 0.0, None, 0.0
         weights = {g: self._gram_weight(g) for g in grams}
         overlaps = sorted(((sum(w * self._item_grams[i].get(g, 0.0) for g, w in weights.items()), self.ids[i])
                            for i in members), key=lambda pair: (-pair[0], pair[1]))
-        return overlaps[0][0] - overlaps[1][0], overlaps[0][1]
+        return overlaps[0][0] - overlaps[1][0], overlaps[0][1], overlaps[0][0]
 
     def _score_only(self, segments: tuple[str, ...], ids: Sequence[str]) -> list[tuple[float, str]]:
         """Scores of the given items, exact-phrase bonus ignored (the word is generic by definition)."""
@@ -467,6 +695,44 @@ def _remove_loosely(text: str, term: str, slack: int = 2) -> str | None:
 
 
 _CONJUNCTIONS = ("和", "或", "还是", "跟", "与", "及")
+
+#: Where a second need starts: punctuation (a space once normalised) and the words that add one.
+_CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|也想|又想|再问|和|跟|与|或者|还是)")
+_JOINING = ("和", "跟", "与", "或者", "还是")
+_ASKING = ("还要", "还想", "也想", "又想", "再问", "顺便")
+#: A clause that asks or complains about something, as opposed to one that only states context.
+_REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
+                      r"不给|不发|不管|丢|坏|过期|到期|不$|没有$")
+#: An open question: the resident asks what there is (benefits, policies, papers), not about one thing.
+_OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)(?:什么|哪些)"
+                            r"(?:补贴|钱|待遇|福利|政策|救助|帮助|证|手续)?"
+                            r"|有(?:什么|哪些)(?:补贴|待遇|福利|政策|救助|优惠)"
+                            r"|(?:补贴|待遇|福利|政策)有(?:哪些|什么)|什么(?:待遇|福利|政策)")
+#: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
+#: "他一直在领养老金"): context for the other clause, not a need of its own.
+_CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|以前|原来|之前|一直|"
+                      r"(?:交|缴|领|办|买|吃)了?的|的$")
+
+
+def _clauses(normalized: str) -> list[tuple[str, bool]]:
+    """The question cut where a second need may start, each clause with whether it asks for something.
+
+    A clause joined to the next by 和/跟/或者/还是 shares the next one's request ("身份证和居住证咋个办":
+    both are asked about); a clause that only gives context never asks."""
+    parts = _CLAUSE_BREAK.split(normalized)
+    clauses: list[tuple[str, bool]] = []
+    asks_next = False
+    for index in range(len(parts) - 1, -1, -2):  # clauses at even positions, separators between
+        clause = parts[index]
+        separator = parts[index + 1] if index + 1 < len(parts) else ""
+        inherited = asks_next and separator in _JOINING
+        leading = parts[index - 1] if index else ""
+        asks = bool(clause) and not _CONTEXT.search(clause) and (
+            bool(_REQUEST.search(clause)) or inherited or leading in _ASKING)
+        asks_next = asks or inherited
+        if clause:
+            clauses.append((clause, asks))
+    return clauses[::-1]
 
 
 def _conjoined(text: str, first: str, second: str) -> bool:
