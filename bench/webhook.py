@@ -100,7 +100,9 @@ def load_process(port: int, connections: int, seconds: float, base_id: int, queu
         deadline = time.perf_counter() + seconds
         await asyncio.gather(*(connection(port, i, deadline, base_id, out) for i in range(connections)))
 
+    cpu = time.process_time()
     asyncio.run(main())
+    out["cpu_s"] = [time.process_time() - cpu]
     queue.put(out)
 
 
@@ -193,6 +195,7 @@ def main() -> int:
         "p50_ms": round(percentile(lat, 0.50) * 1000, 2),
         "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
         "errors": len(result["err"]),
+        "load_cpu_pct": round(result["cpu_s"][0] / min(elapsed, args.seconds) * 100, 1),
         "peak_rss_mb": {str(pid): round(rss / 2**20, 1) for pid, rss in peak.items()},
     }
     if args.json:
@@ -201,7 +204,7 @@ def main() -> int:
         print(f"backend={figures['backend']} workers={args.workers} connections={args.connections} "
               f"seconds={args.seconds}")
         print(f"messages={figures['messages']} msg/s={figures['msg_per_s']} p50={figures['p50_ms']}ms "
-              f"p99={figures['p99_ms']}ms errors={figures['errors']}")
+              f"p99={figures['p99_ms']}ms errors={figures['errors']} load-generator CPU={figures['load_cpu_pct']}%")
         print("peak RSS per process (MB): " + ", ".join(f"{k}: {v}" for k, v in figures["peak_rss_mb"].items()))
     return 0 if not result["err"] else 1
 

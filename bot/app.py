@@ -81,6 +81,7 @@ class Services:
                 pass
         await self.gateway.drain(timeout=5)
         await self.journal.stop()
+        self.conversations.close()
         for closer in reversed(self.closers):
             result = closer()
             if asyncio.iscoroutine(result):
@@ -136,11 +137,12 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     outbox = Outbox(engine)
     residents = Residents(engine, clock=lambda: datetime.fromtimestamp(clock(), timezone.utc),
                           resend_delays=config.outbox.receipt_delays)
-    conversations = ConversationStore(engine, journal, authoritative_cache=config.server.workers == 1)
+    conversations = ConversationStore(engine, journal, authoritative_cache=config.server.workers == 1,
+                                      sqlite_path=sqlite_path(config.database.url))
     pages = PageStore(engine)
     knowledge = await asyncio.to_thread(KnowledgeHolder, config.app.faq_dir, config.app.intents_dir,
                                         config.app.catalog_file or None)
-    reviews = ReviewQueue(engine)
+    reviews = ReviewQueue(engine, journal)
     notices = setup_notices(config, engine, outbox, clock)
     dispatcher = _dialogue(residents, faq_router(knowledge, reviews),
                            notices_router(notices, Announcements(engine)), conversations, clock)

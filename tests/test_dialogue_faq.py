@@ -43,6 +43,21 @@ async def test_pension_question_then_where_of_the_same_item(db_url: str, http: a
         assert state[STATE_KEY]["item"] == PENSION  # the tickets feature reads this for "代办"
 
 
+async def test_follow_ups_read_the_context_written_by_another_worker(db_url: str, http: aiohttp.ClientSession) -> None:
+    """Two workers (no authoritative cache): each turn may land on either, the context lives in storage."""
+    clock = FakeClock()
+    config = make_config(db_url, server={"workers": 2})
+    async with running_app(config, http, clock=clock) as (_, emu_a, a), \
+            running_app(config, http, clock=clock) as (_, emu_b, b):
+        assert (await say(emu_a, a, clock, OPENID, "我想办理养老保险，要准备哪些材料？")).item == PENSION
+        where = await say(emu_b, b, clock, OPENID, "在哪里办")
+        assert where.item == PENSION and "办理地点" in where.text
+        other = await say(emu_b, b, clock, OPENID, "养老保险关系转移接续")
+        assert other.item == "hrss.pension-transfer"
+        back = await say(emu_a, a, clock, OPENID, "要多久")  # worker A must not answer from what it saw last
+        assert back.item == "hrss.pension-transfer", back
+
+
 async def test_nonsense_gets_fallback_and_an_unmatched_row(db_url: str, http: aiohttp.ClientSession) -> None:
     clock = FakeClock()
     async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
@@ -65,8 +80,9 @@ async def test_unmatched_text_is_stored_with_personal_numbers_masked(db_url: str
                                                                      ) -> None:
     async with running_app(make_config(db_url), http) as (_, _emu, services):
         now = services.dispatcher._clock()  # noqa: SLF001
-        await services.reviews.record_unmatched(OPENID, "我电话13812345678 身份证510821199001011234", "x", ["a"],
-                                                12.5, "1", now)
+        services.reviews.record_unmatched(OPENID, "我电话13812345678 身份证510821199001011234", "x", ["a"],
+                                          12.5, "1", now)
+        await services.journal.flush()
         [row] = await services.reviews.recent_unmatched(5)
         assert "13812345678" not in row["text"] and "510821199001011234" not in row["text"]
         assert "138****5678" in row["text"]
@@ -157,14 +173,18 @@ def test_review_command_lists_unmatched_questions(db_url: str, tmp_path: Path) -
     import asyncio
 
     from bot.clock import utcnow
+    from bot.services.journal import Journal
     from bot.services.unmatched import ReviewQueue
-    from bot.storage.db import create_engine
+    from bot.storage.db import create_engine, sqlite_path
+    from bot.storage.messages import BatchWriter
 
     async def seed() -> None:
         engine = create_engine(db_url, 2)
-        queue = ReviewQueue(engine)
-        await queue.record_unmatched(OPENID, "办个护照要多久", "办个护照要多久", ["police.id-card"], 31.0, "1",
-                                     utcnow())
+        journal = Journal(engine, BatchWriter(engine, sqlite_path(db_url)))
+        journal.start()
+        ReviewQueue(engine, journal).record_unmatched(OPENID, "办个护照要多久", "办个护照要多久", ["police.id-card"],
+                                                      31.0, "1", utcnow())
+        await journal.stop()
         await engine.dispose()
 
     asyncio.run(seed())

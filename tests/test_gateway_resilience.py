@@ -171,6 +171,44 @@ async def test_database_locked_for_a_moment_resident_still_answered_nothing_lost
         assert "数据库忙的时候" in contents
 
 
+@pytest.mark.backends("sqlite")
+async def test_write_lock_held_elsewhere_never_stalls_the_event_loop(db_url: str, http: aiohttp.ClientSession) -> None:
+    """The journal writes SQLite batches on the loop; a lock held by another connection must send the
+    batch to a thread instead of making the whole process sleep in SQLite's busy handler."""
+    from bot.storage.models import UnmatchedQuestion
+
+    path = make_url(db_url).database
+    assert path
+    loop = asyncio.get_running_loop()
+    async with running_app(make_config(db_url, wechat={"reply_deadline": 3.0}), http) as (_, emu, services):
+        await emu.send(emu.text(OPENID, "热身"))
+        await services.journal.flush()
+        lags: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                t = loop.time()
+                await asyncio.sleep(0.01)
+                lags.append(loop.time() - t - 0.01)
+
+        tick = asyncio.create_task(ticker())
+        blocker = sqlite3.connect(path, timeout=1)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            send = asyncio.create_task(emu.send(emu.text(OPENID, "阿巴阿巴阿巴")))  # unmatched: an appended row
+            await asyncio.sleep(0.8)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        reply = await send
+        tick.cancel()
+        assert reply.status == 200 and reply.text
+        assert lags and max(lags) < 0.3, max(lags)
+        contents = [r["content"] for r in await _rows(services, Message, Message.direction == "in")]
+        assert "阿巴阿巴阿巴" in contents
+        assert "阿巴阿巴阿巴" in [r["text"] for r in await _rows(services, UnmatchedQuestion)]
+
+
 @pytest.mark.backends("postgresql")
 async def test_postgres_connection_cut_resident_still_answered_nothing_lost(
     backend: str, http: aiohttp.ClientSession

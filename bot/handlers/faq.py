@@ -451,9 +451,8 @@ class FaqDialogue:
 
     async def _fallback(self, t: "_Turn") -> Response:
         """Say so honestly, and keep the question for admins to review."""
-        await self._bounded(self.reviews.record_unmatched(
-            t.ctx.openid, t.text, t.u.normalized, t.u.match.candidates, t.u.match.score,
-            t.knowledge.version or None, t.ctx.now), "recording an unmatched question")
+        self.reviews.record_unmatched(t.ctx.openid, t.text, t.u.normalized, t.u.match.candidates,
+                                      t.u.match.score, t.knowledge.version or None, t.ctx.now)
         log.info("faq: unmatched question recorded (score %.0f, version %s)", t.u.match.score, t.knowledge.version)
         if t.context.options or t.context.asked:  # a pending list or question no longer applies
             await self._save(t, FaqContext(item=t.context.item, aspect=t.context.aspect))

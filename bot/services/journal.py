@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.storage import messages as queries
@@ -47,6 +48,8 @@ class Journal:
         self._max_buffer = max_buffer
         self._claims: list[_Claim] = []
         self._rows: list[dict[str, Any]] = []
+        # Rows of other append-only tables written by the dialogue (e.g. unmatched questions).
+        self._appended: list[queries.Appended] = []
         # Conversation-state upserts, coalesced per resident (only the newest state matters).
         self._states: dict[str, queries.StateRow] = {}
         self._state_waiters: list[asyncio.Future[None]] = []
@@ -79,6 +82,20 @@ class Journal:
         self._rows.append(row)
         self._kick()
 
+    def append(self, table: Table, row: dict[str, Any]) -> None:
+        """Queue a row for another append-only table, written in the next batch.
+
+        Why: on SQLite a second writer connection takes the write lock between two journal batches
+        and makes every claim queue behind it; per-message rows of other tables ride along instead.
+        The row is durable within milliseconds and survives an outage like the log rows.
+        """
+        if not self._rows_fit():
+            self.dropped += 1
+            log.error("journal buffer full; %s row dropped", table.name, extra={"fields": {"dropped": self.dropped}})
+            return
+        self._appended.append((table, row))
+        self._kick()
+
     async def save_state(self, row: queries.StateRow, wait: bool = True) -> None:
         """Queue a conversation-state upsert; with ``wait``, until it is committed (or kept for retry).
 
@@ -93,7 +110,7 @@ class Journal:
             await future
 
     def _rows_fit(self) -> bool:
-        return len(self._rows) + len(self._claims) < self._max_buffer
+        return len(self._rows) + len(self._claims) + len(self._appended) < self._max_buffer
 
     def _kick(self) -> None:
         self._idle.clear()
@@ -123,7 +140,7 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
-        while self._claims or self._rows or self._states or not self._idle.is_set():
+        while self._claims or self._rows or self._states or self._appended or not self._idle.is_set():
             self._wake.set()
             await asyncio.sleep(0.005)
 
@@ -132,14 +149,16 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._claims or self._rows or self._states:
+            while self._claims or self._rows or self._states or self._appended:
                 claims = self._claims[: self._max_batch]
                 del self._claims[: len(claims)]
                 rows = self._rows[: self._max_batch * 2]
                 del self._rows[: len(rows)]
+                appended = self._appended[: self._max_batch]
+                del self._appended[: len(appended)]
                 states, self._states = self._states, {}
                 waiters, self._state_waiters = self._state_waiters, []
-                ok = await self._write(claims, rows, list(states.values()))
+                ok = await self._write(claims, rows, list(states.values()), appended)
                 for waiter in waiters:  # a failed state write is retried below; nobody is blocked by it
                     if not waiter.done():
                         waiter.set_result(None)
@@ -147,19 +166,21 @@ class Journal:
                     backoff = 0.05
                     continue
                 self._rows[:0] = rows
+                self._appended[:0] = appended
                 for openid, row in states.items():
                     self._states.setdefault(openid, row)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             self._idle.set()
 
-    async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]], states: list[queries.StateRow]) -> bool:
+    async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]], states: list[queries.StateRow],
+                     appended: list[queries.Appended]) -> bool:
         """One transaction for the batch. On failure, claims are failed and their rows kept."""
         unique: dict[str, _Claim] = {}
         for c in claims:
             unique.setdefault(c.row["dedup_key"], c)
         try:
-            won = await self._writer.write([c.row for c in unique.values()], rows, states)
+            won = await self._writer.write([c.row for c in unique.values()], rows, states, appended)
         except Exception as exc:  # noqa: BLE001 - any database failure is handled the same way
             if self._failing_since is None:
                 self._failing_since = asyncio.get_running_loop().time()

@@ -16,12 +16,11 @@ from bot.storage.models import UnmatchedQuestion
 UNMATCHED = UnmatchedQuestion.__table__
 
 
-async def add_unmatched(conn: AsyncConnection, openid: str, text: str, normalized: str,
-                        candidates: Sequence[str], score: float, version: str | None, now: datetime) -> int:
-    result = await conn.execute(UNMATCHED.insert().values(
-        openid=openid, text=text, normalized=normalized, candidates=list(candidates), score=score,
-        knowledge_version=version, created_at=now))
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+def unmatched_row(openid: str, text: str, normalized: str, candidates: Sequence[str], score: float,
+                  version: str | None, now: datetime) -> dict[str, Any]:
+    """A row of ``unmatched_questions`` (written by the journal's group commit)."""
+    return {"openid": openid, "text": text, "normalized": normalized, "candidates": list(candidates),
+            "score": score, "knowledge_version": version, "created_at": now}
 
 
 async def recent_unmatched(conn: AsyncConnection, limit: int, since: datetime | None = None) -> list[dict[str, Any]]:
