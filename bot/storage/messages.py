@@ -99,11 +99,15 @@ _PG_STATES_FROM = (
     "expires_at = excluded.expires_at, updated_at = excluded.updated_at"
 )
 #: The whole batch as one statement (data-modifying CTEs): one round trip, atomic without BEGIN/COMMIT.
+#: The last branch commits it with ``synchronous_commit`` off for this transaction only (``set_config``
+#: with is_local): the same promise SQLite's ``synchronous=NORMAL`` gives the log there — safe across
+#: an application crash; a crash of the database server itself may lose the last fraction of a
+#: second of log rows — and it saves the WAL flush wait on every batch (279 → 111 µs per commit here).
 _PG_BATCH = (
     f"WITH c AS ({_pg_messages_insert(1)} RETURNING dedup_key), "
     f"r AS ({_pg_messages_insert(_N + 1)}), "
     f"s AS ({_PG_STATES_FROM.format(2 * _N + 1, 2 * _N + 2, 2 * _N + 3, 2 * _N + 4)}) "
-    "SELECT dedup_key FROM c"
+    "SELECT dedup_key FROM c UNION ALL SELECT NULL WHERE set_config('synchronous_commit', 'off', true) IS NULL"
 )
 #: (openid, state, expires_at, updated_at)
 StateRow = tuple[str, dict[str, Any], datetime, datetime]
