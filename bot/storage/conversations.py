@@ -21,21 +21,27 @@ import json
 import sqlite3
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import as_utc
-from bot.services.journal import Journal
+from bot.storage.messages import StateRow
 from bot.storage.models import ConversationState
 
 T = ConversationState.__table__
+
+
+class StateWriter(Protocol):
+    """Where state upserts go: the journal's group commit (``bot.services.journal.Journal``)."""
+
+    async def save_state(self, row: StateRow, wait: bool = True) -> None: ...
 _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class ConversationStore:
-    def __init__(self, engine: AsyncEngine, journal: Journal, authoritative_cache: bool = False,
+    def __init__(self, engine: AsyncEngine, journal: StateWriter, authoritative_cache: bool = False,
                  cache_size: int = 100_000, sqlite_path: str | None = None) -> None:
         self._engine = engine
         self._path = sqlite_path
