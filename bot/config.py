@@ -113,6 +113,7 @@ class TicketsConfig:
     proxy_done_workdays: int = 2
     report_done_hours: int = 24
     human_done_hours: int = 4
+    takeover_idle_minutes: int = 120  # a 转人工 conversation silent this long goes back to the bot
     warn_ratio: float = 0.8  # the reminder goes out at this share of the time allowed
     work_start: str = "08:30"
     work_end: str = "17:30"
@@ -259,6 +260,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("config: wechat.app_id is required outside sandbox mode")
     if config.server.workers < 1:
         raise ConfigError("config: server.workers must be at least 1")
+    if config.tickets.takeover_idle_minutes < 1:
+        raise ConfigError("config: tickets.takeover_idle_minutes must be at least 1")
     if not config.database.url:
         raise ConfigError("config: database.url is required")
     if config.sandbox.enabled.lower() not in ("auto", "true", "false", "yes", "no", "1", "0"):

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from bot.dispatch.events import VoiceMessage
 from bot.handlers import tickets as h
 from bot.sandbox.mock_wechat import MockWeChat
 from bot.sandbox.wechat_server import next_msg_id
-from bot.storage.models import Handoff, UnmatchedQuestion
+from bot.storage.models import UnmatchedQuestion
 from tests.conftest import ROOT
 from tests.gateway_helpers import running_app
 from tests.test_tickets_flow import scan
@@ -68,11 +68,14 @@ async def test_any_phrasing_opens_one_routed_ticket_with_the_faq_context(
                                         msg_id=next_msg_id(), media_id="V9", format="amr", recognition="帮我转人工嘛"))
         assert r.text == h.DUPLICATE.format(id=tid, status="待接单")
         assert len(await services.tickets.of_resident(RESIDENT)) == 1
-        # The worker has it in 我的任务; no hand-off row and no "unmatched question" was written.
+        # The worker has it in 我的任务; no "unmatched question" was written, and the old hand-off table
+        # (a second queue nobody read) is gone from the schema.
         r = await emu.send(emu.text(OPENIDS[ZHANG], "我的任务"))
         assert f"{tid}号 转人工" in r.text
-        assert await count(services, Handoff) == 0
         assert await count(services, UnmatchedQuestion) == 0
+        async with services.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "handoffs" not in tables and "ticket_takeovers" in tables
 
 
 async def test_what_it_is_about_and_the_phone_travel_and_other_workers_see_them_masked(

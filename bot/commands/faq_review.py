@@ -3,7 +3,8 @@
 Why commands: admins review unanswered questions to add them to ``faq/`` (as ``questions`` of an item,
 or as a new item), and see who asked for 转人工. Unmatched questions are read from the review queue
 (``bot.services.unmatched``, texts stored with phone and ID numbers masked); 转人工 requests are
-tickets (``bot.services.tickets``), handled by the grid worker they were routed to like any ticket.
+tickets (``bot.services.tickets``), handled by the grid worker they were routed to like any ticket;
+the listing says whether the worker is talking with the resident in WeChat right now.
 Times are shown in the community's local time.
 """
 
@@ -82,8 +83,9 @@ def cmd_unmatched(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _handoff_tickets(config: Config, open_only: bool, limit: int) -> list[tuple[dict[str, Any], str]]:
-    """转人工 tickets with the name of the worker each is with."""
+async def _handoff_tickets(config: Config, open_only: bool, limit: int
+                           ) -> list[tuple[dict[str, Any], str, dict[str, Any] | None]]:
+    """转人工 tickets with the name of the worker each is with and its takeover (live conversation), if any."""
     from bot.services.grids import GridDirectory
     from bot.services.outbox import Outbox
     from bot.services.tickets import ItemCatalog, Tickets
@@ -94,7 +96,9 @@ async def _handoff_tickets(config: Config, open_only: bool, limit: int) -> list[
         grids = GridDirectory(engine)
         tickets = Tickets(engine, Outbox(engine), config, grids, ItemCatalog(config.app.faq_dir))
         rows = await tickets.of_kind("human", open_only, limit)
-        return [(t, ((await grids.worker(t["worker_id"])) or {}).get("name", "（未分派）")) for t in rows]
+        takeovers = await tickets.takeovers.of([t["id"] for t in rows])
+        return [(t, ((await grids.worker(t["worker_id"])) or {}).get("name", "（未分派）"), takeovers.get(t["id"]))
+                for t in rows]
     finally:
         await engine.dispose()
 
@@ -109,10 +113,14 @@ def cmd_handoffs(args: argparse.Namespace) -> int:
         print("没有等待联系的转人工请求。" if not args.all else "没有转人工记录。")
         return 0
     print("转人工工单（先来的在前）：")
-    for t, worker in rows:
+    for t, worker, takeover in rows:
         phone = f"  电话：{t['phone']}" if t["phone"] else ""
-        print(f"工单{t['id']}  {_local(t['created_at'], zone)}  {STATUS_CN[t['status']]}  承办：{worker}{phone}  "
-              f"{t['content']}")
+        talking = ""
+        if takeover is not None and takeover["ended_at"] is None:
+            talking = f"  对话中（最后消息 {_local(takeover['active_at'], zone)}）"
+        print(f"工单{t['id']}  {_local(t['created_at'], zone)}  {STATUS_CN[t['status']]}  承办：{worker}{phone}"
+              f"{talking}  {t['content']}")
     if not args.all:
-        print("承办人在公众号里回复“接单 编号”，联系过后回复“办结 编号 结果”。")
+        print("承办人在公众号里回复“接单 编号”，之后居民的消息会转给TA，用“回复 编号 内容”答复；"
+              "处理完回复“办结 编号 结果”。")
     return 0

@@ -5,6 +5,10 @@ time window confirmed before anyone walks over, and elderly residents answer one
 Anything this router does not recognise returns None, so the FAQ router after it still answers; a
 resident in the middle of a form can always say "取消".
 
+While a worker holds a 转人工 conversation (``bot.services.takeovers``), this router relays the
+resident's messages to them instead of letting the bot answer; the bot's own commands (我的工单, 撤销 12,
+订阅 …) still work, and "结束人工" gives the conversation back.
+
 Two routers: :func:`grid_scene_router` goes *first* (before account_router) and only records the grid of
 a ``grid:<id>`` poster scan, returning None so the welcome still comes from account_router;
 :func:`tickets_router` goes after account_router and before the FAQ router.
@@ -28,8 +32,16 @@ from bot.dispatch.events import (
     VoiceMessage,
 )
 from bot.handlers.faq import KnowledgeSource, last_item
+from bot.handlers.notices import is_notice_text
 from bot.logs import mask_personal
 from bot.services.grids import area_choices, match_area, pick_grid
+from bot.services.takeovers import (
+    ACK,
+    ENDED_BY_RESIDENT,
+    RELAY_LOCATION,
+    RELAY_VOICE_UNHEARD,
+    Live,
+)
 from bot.services.tickets import (
     CUSTODY,
     CUSTODY_WHERE,
@@ -69,6 +81,7 @@ REPORT_CREATED = "已为您提交报事工单{id}，网格员{name}会尽快处�
 SIMILAR = "附近已经有人反映过：“{content}”（工单{id}，{status}）。\n是同一个问题吗？是请回复“我也遇到了”，处理好了会通知您；不是请回复“不是”。"
 FOLLOWED = "好的，已记下您也遇到了这个问题（工单{id}），处理好了会第一时间通知您。"
 HUMAN_CREATED = "已为您转人工（工单{id}），{name}会尽快联系您。进度请回复“我的工单”查看。"
+HUMAN_RESUMED = "已重新为您接通网格员{name}（工单{id}），您发的消息会转给TA，TA会在这里回复您。"
 HUMAN_ASKED = "居民请求人工服务"
 HUMAN_SAID = "：{text}"
 HUMAN_ABOUT = "问的是：{name}"
@@ -117,6 +130,7 @@ ACT_OK = {
     "pickup": "已登记取件（工单{id}），居民会收到确认。",
     "handin": "已登记交件（工单{id}），居民会收到通知。",
     "giveback": "已登记还件（工单{id}），居民会收到确认。",
+    "reply": "已发给居民（工单{id}）。如果没能送达，会再告诉您。",
 }
 LEAVE_ON = "已登记请假，新工单会交给备岗网格员。销假请回复“销假”。"
 LEAVE_OFF = "已销假，新工单会照常派给您。"
@@ -134,11 +148,15 @@ YES = {"是", "是的", "对", "对的", "好", "好的", "没错", "嗯", "可�
 SUBMIT = {"提交", "好了", "就这些", "没有了", "发完了", "完了", "确认"}
 TIME_CHOICES = {"1": "今天上午", "2": "今天下午", "3": "明天上午", "4": "明天下午"}
 WORKER_CMD = re.compile(
-    r"^(接单|签收|开始|办结|完成|备注|转派|退单|延期|同意延期|不同意延期|改派|取件|交件|还件|查看|工单)\s*(\d+)\s*(.*)$", re.S)
+    r"^(接单|签收|开始|办结|完成|备注|转派|退单|延期|同意延期|不同意延期|改派|取件|交件|还件|查看|工单|回复)\s*(\d+)\s*(.*)$",
+    re.S)
 WORKER_ACTIONS = {"接单": "accept", "签收": "accept", "开始": "start", "办结": "done", "完成": "done", "备注": "note",
                   "转派": "transfer", "退单": "return", "延期": "extend", "同意延期": "extend_ok",
-                  "不同意延期": "extend_no", "改派": "reassign", "取件": "pickup", "交件": "handin", "还件": "giveback"}
+                  "不同意延期": "extend_no", "改派": "reassign", "取件": "pickup", "交件": "handin", "还件": "giveback",
+                  "回复": "reply"}
 RESIDENT_CMD = re.compile(r"^(撤销|取消工单|确认)\s*(\d+)$")
+#: Said while a worker holds the conversation: it goes back to the bot.
+END_TAKEOVER = {"结束人工", "结束人工服务", "退出人工", "不要人工了", "不用人工了", "结束对话", "不用了", "不需要了"}
 CONFIRM_WORDS = {"确认", "确认了", "已确认", "核对无误"}
 NO_AREA = {"0", "都不是", "不是", "没有", "不知道", "不晓得"}
 PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
@@ -441,6 +459,10 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
     async def human(ctx: Context, text: str, u: Understanding) -> Response:
         """A 转人工 ticket, routed like the others, carrying what the resident said and the FAQ item
         they asked about (in this message or just before), plus the phone and address they last gave."""
+        resumed = await tickets.takeovers.resume(ctx.openid, text)
+        if resumed is not None:  # the 转人工 ticket is still open: the same worker takes the conversation back
+            return Response.text(HUMAN_RESUMED.format(name=resumed.worker["name"], id=resumed.ticket["id"]),
+                                 intent="ticket:human", action="resumed", meta={"ticket": str(resumed.ticket["id"])})
         k = knowledge.current
         content = HUMAN_ASKED + ("" if only_handoff(k, u.normalized) else HUMAN_SAID.format(text=text))
         about = u.match.item if u.match.action == "answer" else None
@@ -582,6 +604,37 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
         return Response.text(CONFIRMED.format(what=CUSTODY[custody.step], id=ticket["id"]), intent="ticket:confirm",
                              action="ok", meta={"ticket": str(ticket["id"]), "step": custody.step})
 
+    # ---- 转人工 taken over by a worker ------------------------------------------------------
+
+    async def relay(live: Live, text: str, media_id: str | None = None) -> Response | None:
+        """The resident's message goes to the worker; the resident hears "已转给网格员X" now and then,
+        not once per message. None when the takeover ended meanwhile (the bot answers)."""
+        ack = await tickets.takeovers.relay(live, text, media_id)
+        if ack is None:
+            return None
+        meta = {"ticket": str(live.ticket["id"])}
+        if ack:
+            return Response.text(ACK.format(name=live.worker["name"]), intent="ticket:relay", action="ack", meta=meta)
+        return Response(intent="ticket:relay", action="relayed", meta=meta)
+
+    async def end_takeover(openid: str) -> Response:
+        ended = await tickets.takeovers.end_by_resident(openid)
+        name = ended[0].worker["name"] if ended else NOBODY
+        return Response.text(ENDED_BY_RESIDENT.format(name=name), intent="ticket:relay", action="ended")
+
+    async def taken_over(event: ResidentEvent, text: str, raw: str) -> Response | None:
+        """While a worker holds the conversation: "结束人工" ends it, the bot's commands still work
+        (None for those: 订阅/报名 go on to the notices router, "满意 12" to the rating below), and
+        everything else (``raw``, as the resident typed it) is relayed. None too when no takeover."""
+        live = await tickets.takeovers.current(event.openid)
+        if live is None:
+            return None
+        if text in END_TAKEOVER:
+            return await end_takeover(event.openid)
+        if is_notice_text(event) or ((m := RATING_CMD.match(text)) and m.group(2)):
+            return None
+        return await relay(live, raw)
+
     # ---- routes ----------------------------------------------------------------------------
 
     @router.on(MenuClickEvent)
@@ -601,6 +654,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
         raw = event.content if isinstance(event, TextMessage) else (event.recognition or "")
         text = _clean(raw)
         if not text:
+            if isinstance(event, VoiceMessage) and (live := await tickets.takeovers.current(event.openid)):
+                return await relay(live, RELAY_VOICE_UNHEARD)
             return None
         # Commands first: they work in the middle of a form too.
         if m := BIND_CMD.match(text):
@@ -609,7 +664,10 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
             worker = await grids.worker_by_openid(event.openid)
             if worker is None:
                 return Response.text(NOT_WORKER, intent="ticket:worker", action="refused")
-            return await worker_command(worker, m.group(1), int(m.group(2)), m.group(3))
+            rest = m.group(3)
+            if m.group(1) == "回复":  # the worker's words as typed, closing punctuation and all
+                rest = (WORKER_CMD.match(raw.strip()) or m).group(3)
+            return await worker_command(worker, m.group(1), int(m.group(2)), rest)
         if text in ("我的任务", "待办工单", "我的待办"):
             worker = await grids.worker_by_openid(event.openid)
             if worker is None:
@@ -634,6 +692,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
             except TicketError as exc:
                 return Response.text(str(exc), intent="ticket:cancel", action="refused")
             return Response.text(CANCELLED.format(id=ticket_id), intent="ticket:cancel", action="ok")
+        if (taken := await taken_over(event, text, raw.strip())) is not None:
+            return taken
         form = await form_of(ctx)
         kind = form.get("form")
         if m := RATING_CMD.match(text):
@@ -677,6 +737,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
     @router.on(ImageMessage)
     async def on_image(event: ResidentEvent, ctx: Context) -> Response | None:
         assert isinstance(event, ImageMessage)
+        if (live := await tickets.takeovers.current(event.openid)) is not None:
+            return await relay(live, "", media_id=event.media_id)
         form = await form_of(ctx)
         if form.get("form") != "report":
             return None
@@ -687,6 +749,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
     @router.on(LocationMessage)
     async def on_location(event: ResidentEvent, ctx: Context) -> Response | None:
         assert isinstance(event, LocationMessage)
+        if (live := await tickets.takeovers.current(event.openid)) is not None:
+            return await relay(live, RELAY_LOCATION.format(label=event.label or f"{event.latitude},{event.longitude}"))
         form = await form_of(ctx)
         grid = await grids.grid_at(event.latitude, event.longitude)
         if form.get("form") == "report":

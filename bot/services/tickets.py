@@ -13,6 +13,9 @@ worker on the page and the backup in chat). ``UPDATE … WHERE status IN (allowe
 lets the database pick exactly one winner; the loser is told what happened instead. Each change writes
 an audit row (who, when, what, note) in the same transaction.
 
+A 转人工 ticket, once accepted, is a live conversation between the resident and the worker in WeChat
+(``bot.services.takeovers``); leaving 已接单/处理中 ends it in the same transaction as the status change.
+
 Notifications leave through the outbox (idempotency key = ticket + audit row + recipient), so a retried
 webhook or a crash between commit and send can neither lose nor double a message. Time limits are rows
 in ``ticket_timers`` polled by an APScheduler job, so they survive restarts.
@@ -42,6 +45,7 @@ from bot.config import Config
 from bot.logs import mask_personal
 from bot.services.grids import GridDirectory
 from bot.services.outbox import Outbox
+from bot.services.takeovers import DONE_NOTE, INTRO, LIVE, Takeovers
 from bot.storage import tickets as q
 from bot.storage.tickets import T as TICKETS
 
@@ -74,6 +78,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None, str, str]] = {
     "rate": (("done",), "rated", "resident", "评价"),
     "reopen": (("done",), "pending", "resident", "重办"),
     "confirm": (("accepted", "in_progress", "done", "rated"), None, "resident", "确认"),
+    "reply": (LIVE, None, "assignee", "回复居民"),
 }
 CUSTODY = {"pickup": "取件", "handin": "交到便民服务站", "giveback": "归还原件"}
 CUSTODY_VERBS = {"pickup": "取件", "handin": "交件", "giveback": "还件"}  # the chat commands
@@ -113,6 +118,9 @@ NOTHING_TO_CONFIRM = "工单{id}还没有需要您确认的材料交接。"
 NOTHING_PENDING = "您目前没有需要确认的材料交接。"
 ALREADY_CONFIRMED = "工单{id}的{what}您已经确认过了。"
 NOT_AN_IMAGE = "只能上传照片（JPG、PNG、GIF 或 WebP）。"
+REPLY_HUMAN_ONLY = "工单{id}不是转人工工单，请打电话联系居民。"
+REPLY_TOO_LONG = "回复太长了，请分几条发（每条不超过{n}字）。"
+MAX_REPLY_CHARS = 500
 
 
 class TicketError(Exception):
@@ -297,6 +305,7 @@ class Tickets:
         self._wake = wake or (lambda: None)
         self.api = api  # bot.wechat.api.WeChatApi for media downloads, or None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.takeovers = Takeovers(self)  # live 转人工 conversations
 
     # The clock is swappable so tests can move time (escalation) without sleeping.
     @property
@@ -373,12 +382,21 @@ class Tickets:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def add_media(self, ticket_id: int, entries: list[dict[str, Any]]) -> None:
+    async def _change_media(self, ticket_id: int,
+                            change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> bool:
+        """Read-modify-write the ticket's media list under the row's lock, so two changes at once
+        (a photo from the page while a download finishes) cannot lose one. False: no such ticket."""
         async with self.engine.begin() as conn:
+            await q.lock(conn, ticket_id)
             ticket = await q.get(conn, ticket_id)
             if ticket is None:
-                return
-            await q.set_values(conn, ticket_id, {"media": [*(ticket["media"] or []), *entries]})
+                return False
+            await q.set_values(conn, ticket_id, {"media": change([dict(m) for m in ticket["media"] or []])})
+        return True
+
+    async def add_media(self, ticket_id: int, entries: list[dict[str, Any]]) -> None:
+        if not await self._change_media(ticket_id, lambda media: [*media, *entries]):
+            return
         if any(e.get("media_id") and not e.get("path") for e in entries):  # WeChat media still to fetch
             self.spawn(self.download_media(ticket_id))
 
@@ -414,24 +432,32 @@ class Tickets:
         if ticket is None:
             return 0
         folder = self.media_folder(ticket_id)
-        media = [dict(m) for m in ticket["media"] or []]
-        saved = 0
-        for entry in media:
-            if entry.get("path") or not entry.get("media_id"):
+        results: dict[str, dict[str, Any]] = {}  # media_id -> what to record for it
+        for entry in ticket["media"] or []:
+            media_id = entry.get("media_id")
+            if entry.get("path") or not media_id or media_id in results:
                 continue
             try:
-                content = await self.api.download_media(entry["media_id"])
+                content = await self.api.download_media(media_id)
             except Exception as exc:  # noqa: BLE001 - keep the ticket; the id is still recorded
-                entry["error"] = type(exc).__name__
+                results[media_id] = {"error": type(exc).__name__}
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', entry['media_id'])}.bin"
+            path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', media_id)}.bin"
             await asyncio.to_thread(path.write_bytes, content)
-            entry["path"], entry["size"] = str(path), len(content)
-            saved += 1
-        async with self.engine.begin() as conn:
-            await q.set_values(conn, ticket_id, {"media": media})
-        return saved
+            results[media_id] = {"path": str(path), "size": len(content)}
+
+        def merge(media: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            # Entries added while we downloaded are kept as they are (the list is re-read under the lock).
+            for entry in media:
+                found = results.get(entry.get("media_id") or "")
+                if found and not entry.get("path"):
+                    entry.update(found)
+            return media
+
+        if results:
+            await self._change_media(ticket_id, merge)
+        return sum(1 for r in results.values() if "path" in r)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -526,8 +552,13 @@ class Tickets:
                                          to_status or ticket["status"], note, data)
             if timers:
                 await timers(conn, ticket["id"])
+            ends_takeover = ticket["kind"] == "human" and to_status is not None and to_status not in LIVE
+            if ends_takeover:  # the conversation goes back to the bot with the ticket
+                await q.end_takeover(conn, ticket["id"], now, action)
             fresh = await q.get(conn, ticket["id"])
         assert fresh is not None
+        if ends_takeover:
+            self.takeovers.ended(fresh)
         return fresh, event_id
 
     async def act(self, ticket_id: int, worker: dict[str, Any], action: str, note: str = "",
@@ -547,9 +578,20 @@ class Tickets:
             fresh, event_id = await self._apply(ticket, action, actor, {
                 "worker_id": worker["id"], "accepted_at": ticket["accepted_at"] or now, "done_due_at": due},
                 note or None, timers=timers)
+            live = await self.takeovers.start(fresh, worker)  # 转人工: the conversation is the worker's now
             await self._tell_resident(fresh, event_id, ACCEPTED_FOR_RESIDENT.format(
                 id=fresh["id"], kind=KINDS[fresh["kind"]], item=_item(fresh), name=worker["name"],
-                at=self.fmt(now), phone=worker["phone"]), "已接单")
+                at=self.fmt(now), phone=worker["phone"]) + (INTRO if live else ""), "已接单")
+            return fresh
+        if action == "reply":
+            if ticket["kind"] != "human":
+                raise TicketError(REPLY_HUMAN_ONLY.format(id=ticket_id))
+            if not note:
+                raise TicketError(NEED_NOTE.format(what="回复内容", example=f"回复 {ticket_id} 您好，我是网格员，这就帮您问"))
+            if len(note) > MAX_REPLY_CHARS:
+                raise TicketError(REPLY_TOO_LONG.format(n=MAX_REPLY_CHARS))
+            fresh, event_id = await self._apply(ticket, action, actor, {}, note)
+            await self.takeovers.replied(fresh, worker, event_id, note)
             return fresh
         if action in ("start", "note"):
             if action == "note" and not note:
@@ -565,7 +607,8 @@ class Tickets:
 
             fresh, event_id = await self._apply(ticket, action, actor, {"done_at": now}, note, timers=cancel)
             await self._tell_resident(fresh, event_id, DONE_FOR_RESIDENT.format(
-                id=fresh["id"], kind=KINDS[fresh["kind"]], item=_item(fresh), at=self.fmt(now), note=note), "已办结")
+                id=fresh["id"], kind=KINDS[fresh["kind"]], item=_item(fresh), at=self.fmt(now), note=note)
+                + (DONE_NOTE if fresh["kind"] == "human" else ""), "已办结")
             await self._tell_followers(fresh, event_id)
             return fresh
         if action in ("transfer", "reassign"):
@@ -808,11 +851,17 @@ class Tickets:
             if url:
                 payload["url"] = url
             await self.outbox.enqueue(key, "template", payload, openid=openid, source="tickets")
+            self._wake()
         else:
-            body = text + (f"\n<a href=\"{url}\">打开工单</a>" if url else "")
-            await self.outbox.enqueue(key, "custom", {"msgtype": "text", "text": {"content": body}},
-                                      openid=openid, source="tickets")
+            await self.send_text(openid, key, text + (f"\n<a href=\"{url}\">打开工单</a>" if url else ""))
+
+    async def send_text(self, openid: str, key: str, text: str) -> bool:
+        """A customer-service text (chat, not a template: a 转人工 conversation); False when ``key`` was
+        queued before (nothing is sent twice)."""
+        queued = await self.outbox.enqueue(key, "custom", {"msgtype": "text", "text": {"content": text}},
+                                           openid=openid, source="tickets")
         self._wake()
+        return queued
 
     async def _notify_assigned(self, ticket: dict[str, Any], event_id: int) -> None:
         worker = await self.grids.worker(ticket["worker_id"])
@@ -1042,6 +1091,7 @@ def setup_tickets(services: Any, clock: Callable[[], float] = time.time) -> Tick
         running.add(task)
         try:
             await tickets.run_due_timers()
+            await tickets.takeovers.run_round()  # idle 转人工 conversations lapse; undelivered replies told
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("ticket timers round failed")
         finally:

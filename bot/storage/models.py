@@ -151,7 +151,7 @@ class ReplyPage(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- dialogue (faq conversation): unmatched questions and 转人工 hand-offs (migration 0003) ---
+# --- dialogue (faq conversation): unmatched questions (migration 0003; 转人工 requests are tickets) ---
 
 
 class UnmatchedQuestion(Base):
@@ -170,22 +170,6 @@ class UnmatchedQuestion(Base):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     knowledge_version: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-class Handoff(Base):
-    """A resident asked for a person (转人工): open until staff mark it done."""
-
-    __tablename__ = "handoffs"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    openid: Mapped[str] = mapped_column(String(64), index=True)
-    text: Mapped[str] = mapped_column(Text, default="")
-    item: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open / done
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    __table_args__ = (Index("ix_handoffs_status_created", "status", "created_at"),)
 
 
 # --- notices, subscriptions, sign-ups, announcements (issue 5; bot/storage/notices.py) ---------
@@ -467,3 +451,27 @@ class TicketFollower(Base):
     ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TicketTakeover(Base):
+    """A 转人工 conversation a grid worker has taken over (migration 0007): while ``ended_at`` is NULL
+    the resident's messages go to ``worker_id`` instead of the bot, and the worker's 回复 go back.
+
+    One row per ticket (a worker's reply restarts an ended takeover). ``active_at`` is the last message
+    either way: a takeover idle for ``tickets.takeover_idle_minutes`` goes back to the bot."""
+
+    __tablename__ = "ticket_takeovers"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    openid: Mapped[str] = mapped_column(String(64))
+    worker_id: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last "已转给网格员" to the resident
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # done / resident / lapsed / cancel / transfer …
+
+    __table_args__ = (
+        Index("ix_ticket_takeovers_openid", "openid", "ended_at"),
+        Index("ix_ticket_takeovers_open", "ended_at", "active_at"),
+    )

@@ -223,3 +223,13 @@ async def attempts_of(conn: AsyncConnection, outbox_id: int) -> list[dict[str, A
 
 async def id_by_key(conn: AsyncConnection, key: str) -> int:
     return int((await conn.execute(select(T.c.id).where(T.c.idempotency_key == key))).scalar_one())
+
+
+async def delivery_of(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Status, errcode and error of the rows queued under these idempotency keys (missing keys left out):
+    how a feature shows whether its messages reached the person (e.g. 45015 outside the 48-hour window)."""
+    if not keys:
+        return {}
+    rows = await conn.execute(select(T.c.idempotency_key, T.c.status, T.c.errcode, T.c.error)
+                              .where(T.c.idempotency_key.in_(list(keys))))
+    return {r.idempotency_key: {"status": r.status, "errcode": r.errcode, "error": r.error} for r in rows}

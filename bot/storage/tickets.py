@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import as_utc
 from bot.storage.db import upsert_insert
-from bot.storage.models import Ticket, TicketEvent, TicketFollower, TicketTimer
+from bot.storage.models import Ticket, TicketEvent, TicketFollower, TicketTakeover, TicketTimer
 
 T = Ticket.__table__
 EVENTS = TicketEvent.__table__
 TIMERS = TicketTimer.__table__
 FOLLOWERS = TicketFollower.__table__
+TAKEOVERS = TicketTakeover.__table__
 
 OPEN = ("pending", "accepted", "in_progress", "returned")
 _TIME_COLS = ("created_at", "updated_at", "accept_due_at", "done_due_at", "accepted_at", "done_at", "rated_at")
@@ -61,6 +62,16 @@ async def transition(conn: AsyncConnection, ticket_id: int, allowed: Iterable[st
 
 async def set_values(conn: AsyncConnection, ticket_id: int, values: dict[str, Any]) -> None:
     await conn.execute(update(T).where(T.c.id == ticket_id).values(**values))
+
+
+async def lock(conn: AsyncConnection, ticket_id: int) -> None:
+    """Hold the ticket's row until this transaction ends, before a read-modify-write of it.
+
+    A no-op UPDATE is the one statement that locks on both backends: PostgreSQL takes the row lock
+    (a second locker waits, then reads the committed row), SQLite takes its write lock at once (a
+    SELECT alone would not even start a transaction there, so two writers would read the same list).
+    """
+    await conn.execute(update(T).where(T.c.id == ticket_id).values(media=T.c.media))
 
 
 async def add_event(conn: AsyncConnection, ticket_id: int, at: datetime, actor: str, action: str,
@@ -182,6 +193,79 @@ async def add_follower(conn: AsyncConnection, ticket_id: int, openid: str, now: 
 async def followers_of(conn: AsyncConnection, ticket_id: int) -> list[str]:
     rows = await conn.execute(select(FOLLOWERS.c.openid).where(FOLLOWERS.c.ticket_id == ticket_id))
     return [r[0] for r in rows]
+
+
+# ---- takeovers (转人工 conversations a worker has taken over) -------------------------------------
+
+_TAKEOVER_TIMES = ("started_at", "active_at", "acked_at", "ended_at")
+
+
+def _takeover(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in _TAKEOVER_TIMES:
+        out[key] = as_utc(out[key])
+    return out
+
+
+async def open_takeover(conn: AsyncConnection, ticket_id: int, openid: str, worker_id: int, now: datetime,
+                        acked: bool = False) -> None:
+    """Start (or restart) the takeover of a ticket by ``worker_id`` (``acked``: the resident was just told)."""
+    values = {"worker_id": worker_id, "started_at": now, "active_at": now, "acked_at": now if acked else None,
+              "ended_at": None, "end_reason": None}
+    ins = upsert_insert(conn, TAKEOVERS).values(ticket_id=ticket_id, openid=openid, **values)
+    await conn.execute(ins.on_conflict_do_update(index_elements=["ticket_id"], set_=values))
+
+
+async def touch_takeover(conn: AsyncConnection, ticket_id: int, values: dict[str, Any]) -> bool:
+    """Update a takeover that is still going on (False when it has ended meanwhile)."""
+    result = await conn.execute(update(TAKEOVERS).where(TAKEOVERS.c.ticket_id == ticket_id,
+                                                        TAKEOVERS.c.ended_at.is_(None)).values(**values))
+    return result.rowcount == 1
+
+
+async def end_takeover(conn: AsyncConnection, ticket_id: int, now: datetime, reason: str,
+                       idle_since: datetime | None = None) -> bool:
+    """End a takeover once; with ``idle_since`` only if nothing happened since then (a lapse must not
+    end a conversation a message just refreshed)."""
+    stmt = update(TAKEOVERS).where(TAKEOVERS.c.ticket_id == ticket_id, TAKEOVERS.c.ended_at.is_(None))
+    if idle_since is not None:
+        stmt = stmt.where(TAKEOVERS.c.active_at < idle_since)
+    result = await conn.execute(stmt.values(ended_at=now, end_reason=reason))
+    return result.rowcount == 1
+
+
+async def takeovers_of(conn: AsyncConnection, ticket_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ticket_ids:
+        return {}
+    rows = await conn.execute(select(TAKEOVERS).where(TAKEOVERS.c.ticket_id.in_(list(ticket_ids))))
+    return {int(r.ticket_id): _takeover(r) for r in rows}
+
+
+async def live_takeovers_of(conn: AsyncConnection, openid: str) -> list[dict[str, Any]]:
+    """The resident's takeovers still going on, the most recently active first."""
+    rows = await conn.execute(select(TAKEOVERS).where(TAKEOVERS.c.openid == openid, TAKEOVERS.c.ended_at.is_(None))
+                              .order_by(TAKEOVERS.c.active_at.desc(), TAKEOVERS.c.ticket_id.desc()))
+    return [_takeover(r) for r in rows]
+
+
+async def live_takeover_keys(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """(openid, ticket id) of every takeover going on: the few residents whose messages go to a person."""
+    rows = await conn.execute(select(TAKEOVERS.c.openid, TAKEOVERS.c.ticket_id).where(TAKEOVERS.c.ended_at.is_(None)))
+    return [(r.openid, int(r.ticket_id)) for r in rows]
+
+
+async def idle_takeovers(conn: AsyncConnection, idle_since: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(TAKEOVERS).where(TAKEOVERS.c.ended_at.is_(None),
+                                                      TAKEOVERS.c.active_at < idle_since)
+                              .order_by(TAKEOVERS.c.active_at).limit(limit))
+    return [_takeover(r) for r in rows]
+
+
+async def recent_takeovers(conn: AsyncConnection, since: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    """Takeovers going on or ended since ``since`` (whose replies may still turn out undelivered)."""
+    rows = await conn.execute(select(TAKEOVERS).where(
+        (TAKEOVERS.c.ended_at.is_(None)) | (TAKEOVERS.c.ended_at >= since)).limit(limit))
+    return [_takeover(r) for r in rows]
 
 
 # ---- report -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Queries for the dialogue's review queue: unmatched questions.
 
-(The ``handoffs`` table of migration 0003 is no longer written: 转人工 requests are tickets.)
+(转人工 requests are tickets: ``bot.storage.tickets``; migration 0007 dropped the old hand-off table.)
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ The link carries ``w`` (worker id), ``e`` (expiry) and ``s`` (HMAC over ticket, 
 genuine link the worker must still be allowed to see the ticket (their grid, or assigned to them), and
 the resident's phone and address are shown in full only to the assignee and admins; other workers of
 the grid see them masked, and only the buttons they may use.
-Actions (accept, note/photo, done, transfer, and for a 代办 the documents' 取件/交件/还件 with a list or
-a photo) go through the same :class:`~bot.services.tickets.Tickets` state machine as the chat
-commands, so the same rules, notifications and audit trail apply. Photos are served back only under
-the same signed link.
+Actions (accept, note/photo, done, transfer, for a 代办 the documents' 取件/交件/还件 with a list or
+a photo, and for a 转人工 a reply to the resident) go through the same
+:class:`~bot.services.tickets.Tickets` state machine as the chat commands, so the same rules, notifications and audit trail apply. Photos are served back only under
+the same signed link. For a 转人工 the page shows the conversation (the resident's messages relayed
+to the worker and the worker's replies) in the trail, each with whether it arrived.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from bot.services.takeovers import END_REASONS, why_undelivered
 from bot.services.tickets import (
     ACTIONS,
     CUSTODY,
@@ -42,15 +44,20 @@ INVALID_LINK = "链接无效或已过期，请在公众号里回复“我的任�
 NOT_ALLOWED = "这张工单不归您处理。"
 DONE_MESSAGES = {"accept": "已接单，居民已收到通知。", "note": "备注已保存。", "done": "已办结，居民会收到评价邀请。",
                  "transfer": "已转派。", "pickup": "已登记取件，居民会收到核对通知。",
-                 "handin": "已登记交件，居民会收到通知。", "giveback": "已登记还件，居民会收到核对通知。"}
+                 "handin": "已登记交件，居民会收到通知。", "giveback": "已登记还件，居民会收到核对通知。",
+                 "reply": "已发给居民。"}
 PHOTO_NOTE = "拍照登记，照片已存档"
 PHOTO_TOO_BIG = "照片太大了（最多8MB）。"
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
-PAGE_ACTIONS = ("accept", "note", "done", "transfer", *CUSTODY)
+PAGE_ACTIONS = ("accept", "reply", "note", "done", "transfer", *CUSTODY)
 CUSTODY_LABELS = {"pickup": ("登记取件", "取走了哪些材料，如：户口簿原件、身份证复印件2份"),
                   "handin": ("登记交件", "交给了谁，如：已交便民服务站李老师"),
                   "giveback": ("登记还件", "还了哪些原件，如：户口簿原件已当面归还")}
-OTHER_VERBS = {"create": "提交", "remind": "提醒", "escalate": "督办", "follow": "我也遇到了"}
+OTHER_VERBS = {"create": "提交", "remind": "提醒", "escalate": "督办", "follow": "我也遇到了", "relay": "留言",
+               "takeover": "重新接通人工对话", "takeover_end": "人工对话结束", "undelivered": "回复未送达"}
+DELIVERY = {"pending": "（发送中）", "failed": "（未送达：{why}）"}
+TAKEOVER_LIVE = "进行中：居民发的消息会转到您的微信，回复请用下面的输入框或“回复 {id} 内容”"
+TAKEOVER_ENDED = "已结束（{why}），居民的消息由智能助手回答；您回复后会重新接通"
 
 Getter = Callable[[web.Request], Tickets]
 
@@ -101,7 +108,9 @@ def _form(request: web.Request, action: str, label: str, inner: str = "", second
 async def _trail(tickets: Tickets, ticket: dict[str, Any]) -> str:
     names: dict[int, str] = {}
     out = []
-    for ev in await tickets.events(ticket["id"]):
+    events = await tickets.events(ticket["id"])
+    delivery = await tickets.takeovers.deliveries(events) if ticket["kind"] == "human" else {}
+    for ev in events:
         actor = ev["actor"]
         if actor.startswith("worker:"):
             wid = int(actor.split(":")[1])
@@ -114,14 +123,36 @@ async def _trail(tickets: Tickets, ticket: dict[str, Any]) -> str:
             actor = "系统"
         verb = ACTIONS[ev["action"]][3] if ev["action"] in ACTIONS else OTHER_VERBS.get(ev["action"], ev["action"])
         note = f"：{ev['note']}" if ev["note"] else ""
-        out.append(f"<li>{_e(tickets.fmt(ev['at']))} {_e(actor)} {_e(verb)}{_e(note)}</li>")
+        sent = delivery.get(ev["id"])
+        if sent is not None and sent["status"] in DELIVERY:
+            note += DELIVERY[sent["status"]].format(why=why_undelivered(sent["errcode"]))
+        cls = ' class="undelivered"' if sent is not None and sent["status"] == "failed" else ""
+        out.append(f"<li{cls}>{_e(tickets.fmt(ev['at']))} {_e(actor)} {_e(verb)}{_e(note)}</li>")
     return "".join(out)
+
+
+async def _takeover(tickets: Tickets, ticket: dict[str, Any]) -> str:
+    """For a 转人工: whether the worker holds the conversation now."""
+    if ticket["kind"] != "human":
+        return ""
+    row = (await tickets.takeovers.of([ticket["id"]])).get(ticket["id"])
+    if row is None:
+        return ""
+    if row["ended_at"] is None:
+        text = TAKEOVER_LIVE.format(id=ticket["id"])
+    else:
+        text = TAKEOVER_ENDED.format(why=END_REASONS.get(row["end_reason"] or "", row["end_reason"] or ""))
+    return f'<div class="card takeover"><b>人工对话</b><div class="row">{_e(text)}</div></div>'
 
 
 async def _actions(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any]) -> str:
     out = []
     if _may(tickets, worker, ticket, "accept"):
         out.append(_form(request, "accept", "接单"))
+    if ticket["kind"] == "human" and _may(tickets, worker, ticket, "reply"):
+        out.append(_form(request, "reply", "回复居民",
+                         '<textarea name="note" rows="3" maxlength="500" placeholder="回复居民的话，会以您的名义发到TA的微信">'
+                         '</textarea>'))
     if _may(tickets, worker, ticket, "done"):
         out.append(_form(request, "done", "办结",
                          '<textarea name="note" rows="2" placeholder="办理结果，如：已收材料并递交"></textarea>'))
@@ -178,7 +209,8 @@ async def _render(request: web.Request, tickets: Tickets, worker: dict[str, Any]
         address=_e(shown["address"] or "—"), phone=_e(shown["phone"] or "—"),
         time_window=_e(ticket["time_window"] or "—"), content=_e(shown["content"]),
         accept_due=_e(tickets.fmt(ticket["accept_due_at"])), done_due=_e(tickets.fmt(ticket["done_due_at"])),
-        checklist=checklist + await _custody(tickets, ticket) + _photos(request, ticket),
+        checklist=(await _takeover(tickets, ticket) + checklist + await _custody(tickets, ticket)
+                   + _photos(request, ticket)),
         actions=await _actions(request, tickets, worker, ticket), trail=await _trail(tickets, ticket),
         flash=f'<div class="card {"error" if error else "flash"}" role="status">{_e(flash)}</div>' if flash else "",
     )
