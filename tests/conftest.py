@@ -24,6 +24,9 @@ from bot.config import Config, load_config, replace
 from bot.storage.migrate import upgrade
 from bot.storage.models import Base
 
+#: The ``browser`` fixture (headless Debian Chromium) for the browser tests.
+pytest_plugins = ["tests.browser_helpers"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_TOKEN = "test-token-123"
 TEST_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

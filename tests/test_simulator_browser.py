@@ -8,38 +8,24 @@ WeChat API + outbox sender) end to end.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
-import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from bot.handlers.account import WELCOME
 from bot.handlers.fallback import VOICE_UNCLEAR
 from bot.web.chatkit import SAMPLE_RESIDENTS
 from tests.conftest import make_config
+from tests.browser_helpers import NEEDS_CHROMIUM
 from tests.gateway_helpers import running_app
 from tests.test_simulator_api import fake_mock, sandbox_app
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/resident-bot-simulator.png")
 LI = next(r for r in SAMPLE_RESIDENTS if r["name"] == "李阿姨")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (make browser)")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 async def open_page(browser: Browser, url: str, problems: list[str]) -> Page:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.sandbox.mock_wechat import MockWeChat
 from bot.web.tickets_page import INVALID_LINK, NOT_ALLOWED
+from tests.browser_helpers import NEEDS_CHROMIUM
 from tests.gateway_helpers import running_app
-from tests.test_simulator_browser import ARGS, CHROMIUM
 from tests.test_tickets_custody import RESIDENT, open_proxy_ticket, page_url, png, texts_to
 from tests.test_tickets_grid_pick import assignment_to
 from tests.test_tickets_support import (  # noqa: F401 (mock is a fixture)
@@ -28,17 +26,7 @@ from tests.test_tickets_support import (  # noqa: F401 (mock is a fixture)
 SCREENSHOT = Path("/tmp/resident-bot-ticket-page.png")
 PHONE, ADDRESS = "13812345678", "普子岭小区2栋3单元501"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (make browser)")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 async def phone_page(browser: Browser, problems: list[str]) -> Page:
