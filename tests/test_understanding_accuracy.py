@@ -1,6 +1,7 @@
-"""Accuracy on the development set, scored by the strict rule of tests/data/README.md.
+"""Accuracy on the development set, scored by the strict rule of tests/data/README.md, and on the
+k-fold self-check over the FAQ files' own questions (the measure dev cannot be over-fitted to).
 
-Only dev.tsv is used here; holdout.tsv is never used for tuning or in tests (see the README).
+Only dev.tsv is used here; the hold-outs are never used for tuning or in tests (see the README).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.understanding.evaluate import Report, evaluate, format_report, is_correct, read_cases
+from bot.understanding.evaluate import Report, evaluate, format_report, is_correct, kfold, read_cases
 from bot.understanding.loader import load_knowledge
 from bot.understanding.model import MatchResult
 
@@ -20,7 +21,9 @@ DEV = ROOT / "tests" / "data" / "dev.tsv"
 ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
-ACCURACY_FLOOR = 0.93  # dev is at 94.7 % today (1,425 lines; line-parity halves 94.4 % / 95.1 %)
+ACCURACY_FLOOR = 0.945  # dev is at 95.7 % today (1,725 lines, round 5)
+#: The 5-fold self-check over the FAQ questions: 93.8 % today (89.9 % at the start of round 5).
+KFOLD_FLOOR = 0.93
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +40,16 @@ def test_dev_no_regression(report: Report) -> None:
     assert report.fallback_precision >= FALLBACK_PRECISION_TARGET, format_report(report, "dev")
 
 
-@pytest.mark.xfail(strict=True, reason="dev accuracy is below the 95% target; see the report in tests/data/README.md")
 def test_dev_meets_the_accuracy_target(report: Report) -> None:
+    """Dev reached the target in round 5; the hold-outs are what the target is about (README)."""
     assert report.accuracy >= ACCURACY_TARGET, format_report(report, "dev", show_misses=False)
+
+
+def test_kfold_self_check_no_regression() -> None:
+    knowledge, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
+    assert knowledge.items, holder.problems
+    folded = kfold(list(knowledge.items.values()), knowledge.intents, folds=5)
+    assert folded.accuracy >= KFOLD_FLOOR, format_report(folded, "5-fold", show_misses=False)
 
 
 def result(action: str, item: str | None = None, *candidates: str) -> MatchResult:

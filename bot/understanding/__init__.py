@@ -41,7 +41,8 @@ where: ``Where`` (place, hours, address, note), materials: tuple of ``Material``
 note)), ``MatchResult``, ``Understanding``, ``Problem`` (file, line, field, message).
 
 Commands (``bot.understanding.commands``): ``resident-bot faq check``, ``resident-bot match
-[--jsonl]``, ``resident-bot eval FILE.tsv``; none needs a config. File formats: ``faq/FORMAT.md``.
+[--jsonl]``, ``resident-bot eval FILE.tsv`` and ``resident-bot eval --kfold 5`` (the self-check over the
+FAQ files' own questions); none needs a config. File formats: ``faq/FORMAT.md``.
 """
 
 from bot.understanding.knowledge import Knowledge

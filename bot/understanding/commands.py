@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.understanding.evaluate import evaluate, format_report, read_cases
+from bot.understanding.evaluate import confusions, evaluate, format_report, kfold, read_cases
 from bot.understanding.loader import check_directories, load_knowledge
 from bot.understanding.model import MatchResult
 
@@ -34,8 +34,11 @@ def register(subparsers: Any) -> None:
 
     ev = subparsers.add_parser("eval", help="用 question<TAB>expected 文件评估匹配准确率")
     _add_dirs(ev)
-    ev.add_argument("file", type=Path, help="TSV file: question<TAB>expected id (ids joined by |, or none)")
+    ev.add_argument("file", type=Path, nargs="?", help="TSV file: question<TAB>expected id (ids joined by |, or none)")
     ev.add_argument("--no-misses", action="store_true", help="print only the figures")
+    ev.add_argument("--kfold", type=int, metavar="K", default=0,
+                    help="instead of a file: hide every K-th of each faq file's own questions, match them "
+                         "against the rest, and print the figures and the most frequent confusions")
     ev.set_defaults(func=cmd_eval)
 
 
@@ -103,7 +106,12 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.kfold < 2):
+        print("error: give a TSV file, or --kfold K (K >= 2)", file=sys.stderr)
+        return 2
     knowledge = _load(args)
+    if args.kfold:
+        return _print_kfold(knowledge, args.kfold, show_misses=not args.no_misses)
     try:
         cases = read_cases(args.file)
     except (OSError, ValueError) as exc:
@@ -111,4 +119,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     report = evaluate(cases, knowledge.match)
     print(format_report(report, str(args.file), show_misses=not args.no_misses))
+    return 0
+
+
+def _print_kfold(knowledge: Any, folds: int, show_misses: bool) -> int:
+    """Figures of the k-fold check, then its confusions by (expected, got) pair."""
+    report = kfold(list(knowledge.items.values()), knowledge.intents, folds)
+    print(format_report(report, f"{folds}-fold over faq questions", show_misses=False))
+    if show_misses:
+        print("  confusions (expected -> got: count):")
+        for expected, got, count in confusions(report, top=40):
+            print(f"    {expected} -> {got}: {count}")
+        print(f"  misses ({len(report.misses)}):")
+        for outcome in report.misses:
+            got = outcome.result.item or ",".join(outcome.result.candidates) or "-"
+            print(f"    {outcome.case.expected[0]} #{outcome.case.line}: {outcome.case.question!r}; "
+                  f"got {outcome.result.action} {got} ({outcome.result.score:.1f})")
     return 0

@@ -23,6 +23,10 @@ Sections (all optional in any one file):
 ``[cues]``                 ``"civil.dibao" = ["兜底", "没收入"]``: item-specific words and situations
                            besides the item's name and aliases; the matcher answers only when the
                            question holds such an anchor for the item it would answer
+``[contrast.<family>]``    ``"medins.transfer" = ["医保"]``, two or more items per family: the words
+                           that tell close sibling items apart; when the question holds the words
+                           of some members and none of the others', the others are not considered;
+                           a member ``"out_of_scope"`` lists lookalikes we do not handle (驾驶证)
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class IntentData:
     aspects: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     cues: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    contrast: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -77,12 +82,13 @@ class IntentFragment:
     aspects: Mapping[str, tuple[str, ...]]
     ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    contrast: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def validate_fragment(doc: TomlDocument) -> tuple[IntentFragment | None, list[Problem]]:
     """Check one parsed intents file; the fragment only when there is no problem."""
     data = doc.data
-    known = (*PHRASE_SECTIONS, *REWRITE_SECTIONS, "intent", "aspect", "ambiguous", "cues")
+    known = (*PHRASE_SECTIONS, *REWRITE_SECTIONS, "intent", "aspect", "ambiguous", "cues", "contrast")
     problems: list[Problem] = []
     for key, value in data.items():
         if key not in known:
@@ -98,6 +104,7 @@ def validate_fragment(doc: TomlDocument) -> tuple[IntentFragment | None, list[Pr
         problems += _check_rewrites(doc, section, data.get(section, {}))
     problems += _check_ambiguous(doc, data.get("ambiguous", {}))
     problems += _check_cues(doc, data.get("cues", {}))
+    problems += _check_contrast(doc, data.get("contrast", {}))
     problems += _check_named(doc, "intent", data.get("intent", {}), SMALLTALK_INTENTS, _INTENT)
     problems += _check_named(doc, "aspect", data.get("aspect", {}), ASPECTS, _PHRASES)
     if problems:
@@ -139,6 +146,22 @@ def _check_cues(doc: TomlDocument, table: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _check_contrast(doc: TomlDocument, table: Mapping[str, Any]) -> list[Problem]:
+    """``[contrast.<family>]``: at least two item ids, each with a non-empty list of words."""
+    problems: list[Problem] = []
+    for family, members in table.items():
+        path = ("contrast", family)
+        if not isinstance(members, dict):
+            problems.append(doc.problem(path, f"应为小节 [contrast.{family}]"))
+            continue
+        if len(members) < 2:
+            problems.append(doc.problem(path, f"[contrast.{family}] 至少要有两个事项"))
+        for ident, words in members.items():
+            if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+                problems.append(doc.problem((*path, ident), f"“{ident}” 的值应为非空的词语列表，如 [\"医保\"]"))
+    return problems
+
+
 def _check_named(doc: TomlDocument, section: str, table: Mapping[str, Any], names: tuple[str, ...],
                  schema: Mapping[str, Field]) -> list[Problem]:
     problems: list[Problem] = []
@@ -167,6 +190,8 @@ def _build_fragment(doc: TomlDocument) -> IntentFragment:
         aspects={n: tuple(b["phrases"]) for n, b in data.get("aspect", {}).items()},
         ambiguous={t: tuple(dict.fromkeys(ids)) for t, ids in data.get("ambiguous", {}).items()},
         cues={i: tuple(dict.fromkeys(w.strip() for w in words)) for i, words in data.get("cues", {}).items()},
+        contrast={f: {i: tuple(dict.fromkeys(w.strip() for w in words)) for i, words in members.items()}
+                  for f, members in data.get("contrast", {}).items()},
     )
 
 
@@ -222,7 +247,11 @@ def merge(fragments: Iterable[IntentFragment]) -> IntentData:
     aspects: dict[str, list[str]] = {}
     ambiguous: dict[str, list[str]] = {}
     cues: dict[str, list[str]] = {}
+    contrast: dict[str, dict[str, list[str]]] = {}
     for fragment in ordered:
+        for family, members in fragment.contrast.items():
+            for ident, words in members.items():
+                contrast.setdefault(family, {}).setdefault(ident, []).extend(words)
         for ident, words in fragment.cues.items():
             cues.setdefault(ident, []).extend(words)
         for term, ids in fragment.ambiguous.items():
@@ -243,6 +272,8 @@ def merge(fragments: Iterable[IntentFragment]) -> IntentData:
         aspects=MappingProxyType({n: tuple(dict.fromkeys(v)) for n, v in aspects.items()}),
         ambiguous=MappingProxyType({t: tuple(dict.fromkeys(v)) for t, v in ambiguous.items()}),
         cues=MappingProxyType({i: tuple(dict.fromkeys(v)) for i, v in cues.items()}),
+        contrast=MappingProxyType({f: MappingProxyType({i: tuple(dict.fromkeys(v)) for i, v in m.items()})
+                                   for f, m in contrast.items()}),
     )
 
 
@@ -251,4 +282,7 @@ def unknown_ambiguous_ids(fragment: IntentFragment, known: set[str]) -> list[Pro
     return [fragment.doc.problem(("ambiguous", term), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
             for term, ids in fragment.ambiguous.items() for ident in ids if ident not in known] + \
         [fragment.doc.problem(("cues", ident), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
-         for ident in fragment.cues if ident not in known]
+         for ident in fragment.cues if ident not in known] + \
+        [fragment.doc.problem(("contrast", family, ident), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
+         for family, members in fragment.contrast.items() for ident in members
+         if ident not in known and ident != "out_of_scope"]

@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 from bot.understanding.intentsfile import IntentData
 from bot.understanding.matcher import Matcher, MatcherSettings
 from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, ServiceItem, Understanding
-from bot.understanding.normalize import Normalizer, Replacer, basic
+from bot.understanding.normalize import Normalizer, Replacer, basic, mask_digit_strings
 
 NormFn = Callable[[str], str]
 #: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛", "申请条件").
@@ -72,11 +72,11 @@ class Knowledge:
         ordered = sorted(items, key=lambda i: i.id)
 
         def core(text: str) -> tuple[str, ...]:
-            stripped = phrases.strip(norm(text))
+            stripped = phrases.strip(mask_digit_strings(norm(text)))
             return tuple(part for part in stripped.split(" ") if part)
 
         matcher = Matcher(ordered, core, settings, intents.ambiguous, [norm(t) for t in intents.out_of_scope],
-                          cues=intents.cues, norm=norm)
+                          cues=intents.cues, norm=norm, contrast=intents.contrast)
         return cls(MappingProxyType({i.id: i for i in ordered}), intents, normalizer, matcher, phrases, version)
 
     def normalize(self, text: str) -> str:

@@ -15,9 +15,17 @@ How, and why this way:
   questions carry a lot of it), ``phrase`` (how completely the item's best name or alias appears in
   the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
   the item's closest name/alias/question, forgiving typos and homophones).
+* **Digits.** Phone and ID numbers, dates, amounts and house numbers are cut before anything else
+  (``normalize.mask_digit_strings``): their digit bigrams would otherwise meet an item's (12348).
+* **Siblings.** Items that share almost all their words (the two transfers, new and replacement
+  cards, enrolment / payment / claim) are told apart by the one word that differs (``[contrast]`` in
+  intents/: 医保 or 养老, 第一次 or 丢了): among the close candidates, a member whose words the
+  question lacks is ruled out when another member's words are there. A family may also list
+  lookalikes we do not handle (驾驶证 among the cards, 车子 for 年审): when only those are there, the
+  question falls back.
 * **Decision.** ``fallback`` below a calibrated score, on too little specific evidence, or on an
-  out-of-scope topic (``[out_of_scope]`` in intents/) that the best item does not itself speak of,
-  with no item named outright; ``clarify`` when the question names two items joined by 和/或者, when
+  out-of-scope topic (``[out_of_scope]`` in intents/) that the best item does not itself speak of
+  (below a confident score); ``clarify`` when the question names two items joined by 和/或者, when
   two of its clauses ask for two items ("我想办低保，还要开个证明"), when it uses a generic word that
   names several items (``[ambiguous]``) and nothing else tells them apart, when it is an open
   question ("有啥子补贴") that two named items answer about equally, or when the top two tie; else
@@ -45,7 +53,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from rapidfuzz import fuzz, process
 
 from bot.understanding.model import MatchResult, ServiceItem
-from bot.understanding.phonetic import syllable
+from bot.understanding.normalize import mask_digit_strings
+from bot.understanding.phonetic import syllable, toneless
 
 #: A question's core: the segments left after stop words and aspect phrases are removed.
 CoreFn = Callable[[str], tuple[str, ...]]
@@ -97,8 +106,48 @@ class MatcherSettings:
     clause_anchor_max_items: int = 3  # ... and hold an anchor this specific (not 登记, 补贴: 去哪里登记
                                       # is the aspect of the first need, not a second one)
     max_clauses: int = 6
+    contrast_window: float = 20.0    # siblings this close to the top are told apart by [contrast] words
     anchor_max_items: int = 8        # an anchor gram shared by more items than this is too generic
                                      # to anchor anything (社区, 孩子); it still scores
+
+
+#: The ``[contrast]`` member that stands for lookalikes outside the catalogue.
+OUTSIDE = "out_of_scope"
+
+
+@dataclass(frozen=True)
+class _Family:
+    """One ``[contrast]`` family, compiled (see :meth:`Matcher._compile_contrast`)."""
+
+    pattern: re.Pattern[str] | None   # words of two or more characters, as toneless pinyin keys
+    owners: Mapping[str, frozenset[str]]  # word (one character, or pinyin key) -> members it marks
+    members: frozenset[str]
+
+    def marked(self, compact: str, keyed: str, generic: Sequence[tuple[int, int, set[str]]] = ()) -> set[str]:
+        """Members whose words the question holds (``keyed``: its pinyin key). A one-character word
+        counts only outside a longer word; a word inside a generic word's span marks that generic
+        word's members of this family instead of its own (see ``Matcher._ruled_out``)."""
+        marked: set[str] = set()
+        covered: set[int] = set()
+
+        def mark(start: int, end: int, owners: frozenset[str]) -> None:
+            for g_start, g_end, members in generic:
+                shared = members & self.members
+                if g_start <= start and end <= g_end and len(shared) >= 2:
+                    marked.update(shared)
+                    return
+            marked.update(owners)
+
+        if self.pattern is not None:
+            for found in self.pattern.finditer(keyed):
+                start = keyed.count("|", 0, found.start())
+                end = start + found.group(0).count("|") + 1
+                mark(start, end, self.owners[found.group(0)])
+                covered.update(range(start, end))
+        for index, ch in enumerate(compact):
+            if index not in covered and ch in self.owners:
+                mark(index, index + 1, self.owners[ch])
+        return marked
 
 
 @dataclass(frozen=True)
@@ -159,6 +208,12 @@ def anchor_grams(core: Iterable[str], normalized: str) -> set[str]:
     return out
 
 
+def _pinyin_key(text: str) -> str:
+    """Toneless syllables (not folded: 那种交 must not read as 宗教) of a text without spaces, joined
+    by ``|``, one per character."""
+    return "|".join(toneless(ch) for ch in text)
+
+
 def pinyin_string(segments: Iterable[str]) -> str:
     """Folded pinyin of the segments, one token per unit (input for rapidfuzz)."""
     return " ".join(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
@@ -175,10 +230,12 @@ class Matcher:
 
     def __init__(self, items: Sequence[ServiceItem], core: CoreFn, settings: MatcherSettings | None = None,
                  ambiguous: Mapping[str, Sequence[str]] | None = None, out_of_scope: Iterable[str] = (),
-                 cues: Mapping[str, Sequence[str]] | None = None, norm: Callable[[str], str] | None = None) -> None:
+                 cues: Mapping[str, Sequence[str]] | None = None, norm: Callable[[str], str] | None = None,
+                 contrast: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> None:
         """``out_of_scope`` phrases must already be normalised like questions (not stripped);
         ``cues`` (item id → words, raw) are item-specific words besides the name and aliases; ``norm``
-        normalises item texts like questions (to see which out-of-scope words an item itself uses)."""
+        normalises item texts like questions (to see which out-of-scope words an item itself uses);
+        ``contrast`` (family → item id → words, raw) tells sibling items apart (see ``_contrasted``)."""
         self.settings = settings or MatcherSettings()
         self._core = core
         self.ids: tuple[str, ...] = tuple(item.id for item in items)
@@ -213,6 +270,7 @@ class Matcher:
         # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
         self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
         self._owned_topics = self._compile_owned_topics(items, cues or {}, norm or (lambda text: text))
+        self._contrast = self._compile_contrast(contrast or {}, norm or (lambda text: text))
         self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
         generic = {term for term, _ in self._ambiguous}  # 抚恤金 is an alias, yet names two items
         self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
@@ -269,6 +327,78 @@ class Matcher:
             found = {m.group(0) for text in texts for m in self._out_of_scope_re.finditer(norm(text).replace(" ", ""))}
             owned.append(frozenset(found))
         return owned
+
+    def _compile_contrast(self, contrast: Mapping[str, Mapping[str, Sequence[str]]], norm: Callable[[str], str]
+                          ) -> tuple[_Family, ...]:
+        """Per family: its words of two or more characters as one alternation over toneless pinyin
+        (longest first, so 居住证明 is not read as 居住证; 吴保 still says 五保), its
+        one-character words (exact characters only: 交 would meet 叫 and 教), which members each word
+        marks, and the members (``out_of_scope`` among them: lookalikes we do not handle). Unknown ids
+        and families of fewer than two known members are dropped."""
+        compiled = []
+        for members in contrast.values():
+            owners: dict[str, set[str]] = defaultdict(set)
+            for ident, words in members.items():
+                if ident in self._position or ident == OUTSIDE:
+                    for word in words:
+                        key = mask_digit_strings(norm(word)).replace(" ", "")
+                        if key:
+                            owners[key if len(key) == 1 else _pinyin_key(key)].add(ident)
+            known = frozenset(i for i in members if i in self._position or i == OUTSIDE)
+            if len(known) < 2 or not (known - {OUTSIDE}) or not owners:
+                continue
+            long = sorted((k for k in owners if len(k) > 1), key=lambda k: (-k.count("|"), k))
+            # whole syllables only: the key must start and end at a "|" or at an end of the text
+            pattern = re.compile(r"(?<![^|])(?:" + "|".join(map(re.escape, long)) + r")(?![^|])") if long else None
+            compiled.append(_Family(pattern, {k: frozenset(v) for k, v in owners.items()}, known))
+        return tuple(compiled)
+
+    def _contrasted(self, compact: str, scored: list[tuple[float, str]]) -> tuple[frozenset[str], frozenset[str]]:
+        """Sibling items the question rules out: in a ``[contrast]`` family, when two or more members
+        score close to the top (within ``contrast_window``) and the question holds the words of some
+        of them but of none of the others, the others.
+
+        Why: siblings share almost all their vocabulary (转移, 外地, 转回; 社保卡, 办) and differ in one
+        word — 医保 or 养老, 第一次 or 丢了 — which the bag of grams weighs no more than any other; an
+        accident of wording in one sibling's questions then decides. The word is what a person at the
+        counter would listen for, so it decides here, among the close ones only. A family's
+        ``out_of_scope`` member is a lookalike we do not handle (驾驶证 among the cards): when only its
+        words are there, the items it rules out are also returned apart: the caller falls back when the
+        top is among them."""
+        if not self._contrast or not scored:
+            return frozenset(), frozenset()
+        floor = max(scored[0][0] - self.settings.contrast_window, self.settings.clarify_min)
+        close = {ident for score, ident in scored[: self.settings.max_candidates * 2] if score >= floor}
+        generic = [(match.start(), match.end(), {self.ids[i] for i in members})
+                   for term, members in self._ambiguous if term in compact
+                   for match in re.finditer(re.escape(term), compact)]
+        return self._ruled_out(compact, close, generic)
+
+    def _ruled_out(self, compact: str, candidates: set[str], generic: Sequence[tuple[int, int, set[str]]] = ()
+                   ) -> tuple[frozenset[str], frozenset[str]]:
+        """Those of ``candidates`` that a ``[contrast]`` family rules out: members of a family, two or
+        more of them among the candidates, whose words the question lacks while it holds another's.
+
+        A word found inside a ``generic`` word of the question (``[ambiguous]``, as character spans)
+        marks all that word's items alike: 居住证 in 社区开居住证 is the permit's word, but 开居住证
+        names the permit or the proof, so it tells those two nothing (it still tells them from the
+        identity card). Returns what a sibling's words rule out, and apart what a family's
+        ``out_of_scope`` words alone rule out (驾驶证 among the cards, when no card of ours is named)."""
+        keyed: str | None = None
+        dropped: set[str] = set()
+        outside: set[str] = set()
+        for family in self._contrast:
+            rivals = family.members & candidates
+            if not rivals:
+                continue
+            keyed = keyed if keyed is not None else _pinyin_key(compact)
+            marked = family.marked(compact, keyed, generic)
+            named = marked & rivals
+            if named and named != rivals:
+                dropped |= rivals - named
+            elif marked == {OUTSIDE}:
+                outside |= rivals  # only the lookalike's words: 驾驶证到期换证
+        return frozenset(dropped), frozenset(outside)
 
     def _off_topic(self, compact: str, top: int, joined: str = "") -> bool:
         """True when the question holds an out-of-scope word, unless the top item uses that word itself
@@ -419,7 +549,9 @@ class Matcher:
         return Features(coverage, evidence, overlap, best_phrase, fuzzy, min(99.9, self._plain(features) + bonus))
 
     def match(self, normalized: str) -> MatchResult:
-        """Decide answer / clarify / fallback for one normalised question."""
+        """Decide answer / clarify / fallback for one normalised question. Phone and ID numbers,
+        dates and amounts are cut first: they never say what is asked (see ``mask_digit_strings``)."""
+        normalized = mask_digit_strings(normalized)
         segments = self._core(normalized)
         joined = "".join(segments)
         if len(units(joined)) < self.settings.min_units and joined not in self._exact:
@@ -428,15 +560,24 @@ class Matcher:
         ranked = self._ranked(segments, None, grams)
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
-        if (ranked and ranked[0][0].phrase < 0.999 and scored[0][0] < self.settings.out_of_scope_override
+        if (ranked and scored[0][0] < self.settings.out_of_scope_override
                 and self._off_topic(compact, self._position[ranked[0][1]], joined)):
-            # 驾照到期了咋个换: a topic we do not handle, and no item named outright
+            # 驾照到期了咋个换: a topic we do not handle. An alias standing whole does not save the
+            # item (公积金能取来交医保吗 holds 交医保, 车子年审 holds 年审); a word it owns does (see
+            # _off_topic)
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self._exact:
             # 那要办好久: only generic words matched, however similar the strings look
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
+        dropped, outside = self._contrasted(compact, scored)
+        if scored and scored[0][1] in outside:
+            # 驾驶证到期换证: reads like the disability-card renewal, but names a card we do not handle
+            return MatchResult("fallback", None, (), round(scored[0][0], 2))
+        dropped |= outside
+        if dropped:  # 医保转回旺苍: the pension transfer reads alike, but 医保 rules it out
+            scored = [pair for pair in scored if pair[1] not in dropped]
         ambiguous = (self._several_named(joined, scored) or self._two_needs(normalized, scored)
-                     or self._ambiguity(segments, scored))
+                     or self._ambiguity(segments, scored, dropped, compact))
         if ambiguous:
             return ambiguous  # it names items, or uses a listed word for several: anchored either way
         result = decide(scored, self.settings)
@@ -544,21 +685,39 @@ class Matcher:
             if len(units("".join(segments))) < s.min_units or not asks:
                 continue
             ranked = self._ranked(segments, pool)
+            ruled_out: frozenset[str] = frozenset()
+            if self._contrast and len(ranked) > 1:
+                # 社保卡也一起丢了: 丢 rules out the first card within the clause too
+                ruled_out, _ = self._ruled_out(clause.replace(" ", ""), {i for _, i in ranked[:s.max_candidates]})
+                ranked = [pair for pair in ranked if pair[1] not in ruled_out]
             if not ranked:
                 continue
             top, ident = ranked[0]
             runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
             if (top.score >= s.clause_min and top.score - runner_up >= s.clause_margin
-                    and top.matched >= s.min_evidence
-                    and anchor_grams(segments, clause) & self._specific_anchors[self._position[ident]]):
-                winners.append(ident)
+                    and top.matched >= s.min_evidence):
+                # a specific anchor, or any anchor when the clause holds a generic word of the item
+                # whose other items a [contrast] word ruled out (社保卡也丢了: 社保卡 is in four
+                # items' names, but 丢 leaves the replacement)
+                resolved = ruled_out and any(
+                    term in clause.replace(" ", "") and self._position[ident] in members
+                    and any(self.ids[i] in ruled_out for i in members) for term, members in self._ambiguous)
+                own = self._anchors if resolved else self._specific_anchors
+                held = anchor_grams(segments, clause) & own[self._position[ident]]
+                if ident != scored[0][1]:
+                    # a word the overall best item owns too (备案 for the association and for the
+                    # out-of-town treatment) is the first need's word, not a second need
+                    held -= self._anchors[self._position[scored[0][1]]]
+                if held:
+                    winners.append(ident)
         distinct = set(winners)
         if len(distinct) < 2 or scored[0][1] not in distinct:
             return None
         options = tuple(ident for _, ident in scored if ident in distinct)[: s.max_candidates]
         return MatchResult("clarify", None, options, round(scored[0][0], 2))
 
-    def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]]) -> MatchResult | None:
+    def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
+                   dropped: frozenset[str] = frozenset(), compact: str = "") -> MatchResult | None:
         """Clarify when the question uses a generic word (``[ambiguous]`` in intents/) and nothing
         else in it singles out one of the items the word may mean.
 
@@ -571,12 +730,21 @@ class Matcher:
             rest = _remove_loosely(joined, term)
             if rest is None:
                 continue
-            ids = [self.ids[i] for i in members]
+            ids = [self.ids[i] for i in members if self.ids[i] not in dropped]
+            if len(ids) < 2:
+                continue  # the others were ruled out by [contrast] words: the word names one item here
             if joined != term:
                 if joined in self._exact:
                     return None  # the question is exactly one item's name or alias (社保卡丢了)
                 if not scored or scored[0][1] not in ids:
                     return None  # the question is about something else that merely mentions the word
+                # the word itself (居住证 in 开居住证) is no evidence for one of its items, but a longer
+                # word holding it is (失业保险 holds 失业: the benefit, not the registration)
+                spans = [(m.start(), m.end(), set(ids)) for m in re.finditer(re.escape(term), compact)]
+                ruled_out, _ = self._ruled_out(compact, set(ids), spans)
+                if len(ids) - len(ruled_out) == 1:
+                    # 补一张社保卡: 补 leaves one of the word's items, whatever the scores say
+                    return self._only_member(next(i for i in ids if i not in ruled_out), scored)
                 if self._named_member(joined, term, members) == scored[0][1]:
                     return None  # 办医保, 交医保: one member's own longer name holds the word
                 lead, leader, weight = self._lead(rest, members)
@@ -596,6 +764,16 @@ class Matcher:
             return MatchResult("clarify", None, tuple(options[: self.settings.max_candidates]),
                                round(ranked[0][0], 2) if ranked else 0.0)
         return None
+
+    def _only_member(self, ident: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """The answer when a generic word's other items are ruled out; ``None`` (the normal decision)
+        when this one is the top anyway or scores too low to answer."""
+        if scored and scored[0][1] == ident:
+            return None
+        score = next((value for value, other in scored if other == ident), 0.0)
+        if score < self.settings.answer_min:
+            return None
+        return MatchResult("answer", ident, (ident,), round(score, 2))
 
     def _named_member(self, joined: str, term: str, members: Sequence[int]) -> str | None:
         """The one member whose own alias, longer than the generic word and holding it (loosely, as
@@ -702,7 +880,7 @@ _JOINING = ("和", "跟", "与", "或者", "还是")
 _ASKING = ("还要", "还想", "也想", "又想", "再问", "顺便")
 #: A clause that asks or complains about something, as opposed to one that only states context.
 _REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
-                      r"不给|不发|不管|丢|坏|过期|到期|不$|没有$")
+                      r"不给|不发|不管|没结|没发|欠|丢|坏|过期|到期|激活|不会|弄不来|用不来|不$|没有$")
 #: An open question: the resident asks what there is (benefits, policies, papers), not about one thing.
 _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)(?:什么|哪些)"
                             r"(?:补贴|钱|待遇|福利|政策|救助|帮助|证|手续)?"

@@ -12,6 +12,10 @@ Why each step, in order:
 5. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question.
 6. Fillers (你好, 请问, 麻烦问下) removed: they say nothing about what is asked.
 
+Matching then masks digit strings that identify or count rather than describe
+(:func:`mask_digit_strings`: phone and ID numbers, dates, amounts, house numbers); the normalised text
+handlers see keeps them.
+
 The same normaliser is applied to the FAQ side when the index is built, so both sides always agree
 even when the rules change.
 """
@@ -106,6 +110,37 @@ def convert_numbers(text: str) -> str:
         return run if value is None else str(value)
 
     return _NUMERAL_RUN.sub(replace, text)
+
+
+#: Digit strings that say who, when, how much or where — never what is asked. Order matters: the
+#: longer shapes first. Cut from the text the matcher sees (both questions and FAQ texts), because
+#: their digits otherwise form bigrams that meet an item's (a phone number 138 1234 5678 shares
+#: 12 23 34 with the legal-aid hotline 12348). What stays: ages (80岁, 81了), levels (2级), durations
+#: (15年, 3个月) and the 5-digit government hotlines 12xxx, which are what residents call some items.
+_DIGIT_STRINGS = re.compile(
+    # a number with its label is data the resident gives (我电话138…, 身份证号5108…), not a question
+    r"(?:(?:身份证|社保卡|银行卡|卡|手机|电话|联系电话|联系方式|账|证件)?号码?|身份证|社保卡|银行卡|手机|电话"
+    r"|联系电话|联系方式)?(?:是|为|:)?\s*"
+    r"(?:\d{15,17}[\dx]"                          # 身份证号 (18 characters, may end in x)
+    r"|\d{6,})"                                    # phone, account, card, postcode, verification code
+    r"|(?<![\d])0\d{2,3}(?=\s*\d{7,8})"             # landline area code before its number (0839 7204567)
+    r"|\d{4}年(?:\d{1,2}月(?:\d{1,2}[日号])?)?"      # 2024年, 2024年3月5号
+    r"|\d{4}\s\d{1,2}\s\d{1,2}(?!\d)"               # 2024-03-05 (the dashes are spaces by now)
+    r"|\d{1,2}月\d{1,2}[日号]?|\d{1,2}月份?(?!\d)"   # 3月5号, 11月份
+    r"|\d{1,2}[日号](?![码])"                       # 5号, 12日 (dates), 3号 (house numbers); not 号码
+    r"|\d{1,2}[点:](?:\d{1,2}分?)?(?=\D|$)"          # 9点, 9点30
+    r"|\d+(?:万|千|百)?(?:元|块钱|块|角|毛)"          # 300块, 2万元
+    r"|\d+(?:栋|幢|单元|楼|层|室|户|组|社|巷|弄)(?:\d+(?:栋|幢|单元|楼|层|室|户|号)?)*"  # 5栋2单元301, 3组
+    r"|(?<!\d)(?!12\d{3}(?!\d))\d{4,5}(?!\d)"        # any other 4–5 digit run, except hotlines 12xxx
+)
+
+
+def mask_digit_strings(text: str) -> str:
+    """Normalised text with identifying and counting digit strings cut out (see ``_DIGIT_STRINGS``);
+    each becomes a space, so the words either side of it do not join into a new bigram."""
+    if not any(ch.isdigit() for ch in text):
+        return text
+    return _compact(_DIGIT_STRINGS.sub(" ", text))
 
 
 class Replacer:

@@ -27,6 +27,16 @@ def syllable(ch: str) -> str:
     return fold(reading)
 
 
+@lru_cache(maxsize=65536)
+def toneless(ch: str) -> str:
+    """Toneless syllable of one character, not folded (吴 and 五 meet, 种 and 宗 do not); the
+    character itself when it has none. For short key words, where folding collides too often."""
+    if not ("\u3400" <= ch <= "\u9fff"):
+        return ch
+    reading = lazy_pinyin(ch, style=Style.NORMAL, errors="default")[0]
+    return reading if reading else ch
+
+
 def fold(reading: str) -> str:
     """Apply the Sichuan/voice folds to a toneless syllable (``zheng`` → ``zen``)."""
     for source, target in _INITIAL_FOLDS:
