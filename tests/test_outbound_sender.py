@@ -7,6 +7,7 @@ is checked without sleeping; the mock WeChat API's records prove what was (not) 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -291,3 +292,30 @@ async def test_stopping_mid_round_hands_back_untried_rows_but_not_the_one_in_fli
     first, second = await rows(config)
     assert first["lease_owner"] == sender.owner and first["status"] == "pending"
     assert second["lease_owner"] is None and second["status"] == "pending" and second["attempts"] == 0
+
+
+async def test_a_waiting_or_leased_row_holds_back_only_its_residents_later_rows_of_that_kind(db_url: str) -> None:
+    """The claim's ordering rule, straight on the query: blockers are per resident and kind."""
+    engine = create_engine(db_url)
+    try:
+        outbox = Outbox(engine)
+        now = as_utc(datetime(2026, 11, 24, 8, 0))
+        for key, openid, kind in (("a1", OPENID, "custom"), ("a2", OPENID, "custom"), ("a3", OPENID, "template"),
+                                  ("b1", "oOther", "custom"), ("m1", None, "menu"), ("a4", OPENID, "custom")):
+            await outbox.enqueue(key, kind, {"touser": openid} if openid else {"button": []}, openid=openid)
+        T = OutboxMessage.__table__
+        async with engine.begin() as conn:
+            await conn.execute(T.update().values(next_attempt_at=now))
+            ids = {k: await queries.id_by_key(conn, k) for k in ("a1", "a2", "a3", "a4", "b1", "m1")}
+            # a1 is waiting for its retry: a2 and a4 (same resident, same kind) must wait behind it.
+            await conn.execute(T.update().where(T.c.id == ids["a1"]).values(next_attempt_at=now + seconds(60)))
+        async with engine.begin() as conn:
+            picked = await queries.claim_due(conn, "s1", now, now + seconds(3600), 50)
+        assert {r["id"] for r in picked} == {ids["a3"], ids["b1"], ids["m1"]}
+        async with engine.begin() as conn:  # once a1 is due, the rest of that resident may follow
+            picked = await queries.claim_due(conn, "s2", now + seconds(61), now + seconds(90), 50)
+        assert {r["id"] for r in picked} == {ids["a1"], ids["a2"], ids["a4"]}
+        async with engine.begin() as conn:  # all three leased to s2: nothing of theirs can be taken again
+            assert await queries.claim_due(conn, "s3", now + seconds(62), now + seconds(90), 50) == []
+    finally:
+        await engine.dispose()

@@ -36,21 +36,25 @@ def _lease_free(table: Any, now: datetime) -> Any:
     return or_(table.c.lease_until.is_(None), table.c.lease_until < now)
 
 
-def _blocked_by_earlier(candidate: Any, now: datetime) -> Any:
-    """An earlier pending row of the same resident and kind is waiting or in flight: keep the order.
+def _first_blockers(now: datetime) -> Any:
+    """Per resident and kind, the first pending row that is waiting or in flight: it keeps the order.
 
-    Without this a reply split into parts could arrive 2-1 when part 1 is being retried.
-    A row waiting for a re-send after a failed receipt does not hold anyone back: it was sent once
-    already (the order was kept then), and a 30-minute wait must not delay the resident's next message.
+    A later row of the same resident and kind must not overtake it — without this a reply split into
+    parts could arrive 2-1 when part 1 is being retried. A row waiting for a re-send after a failed
+    receipt does not hold anyone back: it was sent once already (the order was kept then), and a
+    30-minute wait must not delay the resident's next message.
+
+    Why an aggregate joined once and not ``NOT EXISTS (earlier blocking row)`` per candidate: the
+    latter is quadratic in one resident's pending rows (10,000 piled-up rows of three residents made a
+    claim take 10.8 s on PostgreSQL); this is one pass over the blocking rows.
     """
     p = T.alias("earlier")
-    return exists().where(
-        p.c.openid == candidate.c.openid,
-        p.c.kind == candidate.c.kind,
-        p.c.status == "pending",
-        p.c.receipt_retries == 0,
-        p.c.id < candidate.c.id,
-        or_(p.c.next_attempt_at > now, and_(p.c.lease_until.is_not(None), p.c.lease_until >= now)),
+    return (
+        select(p.c.openid, p.c.kind, func.min(p.c.id).label("first_block"))
+        .where(p.c.status == "pending", p.c.receipt_retries == 0,
+               or_(p.c.next_attempt_at > now, and_(p.c.lease_until.is_not(None), p.c.lease_until >= now)))
+        .group_by(p.c.openid, p.c.kind)
+        .subquery("blockers")
     )
 
 
@@ -58,9 +62,12 @@ async def claim_due(conn: AsyncConnection, owner: str, now: datetime, lease_unti
                     ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due rows to ``owner``; returns them oldest first. ``ids`` narrows the pick."""
     c = T.alias("candidate")
+    b = _first_blockers(now)
     pick = (
         select(c.c.id)
-        .where(c.c.status == "pending", c.c.next_attempt_at <= now, _lease_free(c, now), ~_blocked_by_earlier(c, now))
+        .select_from(c.outerjoin(b, and_(b.c.openid == c.c.openid, b.c.kind == c.c.kind)))
+        .where(c.c.status == "pending", c.c.next_attempt_at <= now, _lease_free(c, now),
+               or_(b.c.first_block.is_(None), c.c.id < b.c.first_block))
         .order_by(c.c.next_attempt_at, c.c.id)
         .limit(limit)
     )
