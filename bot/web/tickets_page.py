@@ -20,7 +20,7 @@ import logging
 import re
 from pathlib import Path
 from string import Template
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -248,21 +248,30 @@ async def _act(tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any],
     return fresh
 
 
-def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
-    async def show(request: web.Request) -> web.Response:
+PageHandler = Callable[[web.Request, Tickets, dict[str, Any], dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+def _signed(get_tickets: Getter, handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Every page route starts the same way: check the signed link, then act as that worker on that ticket."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
         tickets = get_tickets(request)
         found = await _authorise(request, tickets)
         if isinstance(found, web.Response):
             return found
         worker, ticket = found
+        return await handler(request, tickets, worker, ticket)
+
+    return route
+
+
+def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
+    async def show(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any]
+                   ) -> web.Response:
         return await _render(request, tickets, worker, ticket)
 
-    async def act(request: web.Request) -> web.Response:
-        tickets = get_tickets(request)
-        found = await _authorise(request, tickets)
-        if isinstance(found, web.Response):
-            return found
-        worker, ticket = found
+    async def act(request: web.Request, tickets: Tickets, worker: dict[str, Any], ticket: dict[str, Any]
+                  ) -> web.Response:
         form = await request.post()
         action = str(form.get("action", ""))
         if action not in PAGE_ACTIONS:
@@ -274,12 +283,8 @@ def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
             return await _render(request, tickets, worker, ticket, str(exc), error=True)
         return await _render(request, tickets, worker, ticket, DONE_MESSAGES[action])
 
-    async def photo(request: web.Request) -> web.StreamResponse:
-        tickets = get_tickets(request)
-        found = await _authorise(request, tickets)
-        if isinstance(found, web.Response):
-            return found
-        _, ticket = found
+    async def photo(request: web.Request, tickets: Tickets, _worker: dict[str, Any], ticket: dict[str, Any]
+                    ) -> web.StreamResponse:
         media = ticket["media"] or []
         try:
             entry = media[int(request.match_info["n"])]
@@ -299,6 +304,6 @@ def setup_ticket_pages(app: web.Application, get_tickets: Getter) -> None:
         return web.Response(body=content, content_type=f"image/{'jpeg' if kind == 'jpg' else kind}",
                             headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
 
-    app.router.add_get("/t/{id}", show)
-    app.router.add_post("/t/{id}", act)
-    app.router.add_get("/t/{id}/photo/{n}", photo)
+    app.router.add_get("/t/{id}", _signed(get_tickets, show))
+    app.router.add_post("/t/{id}", _signed(get_tickets, act))
+    app.router.add_get("/t/{id}/photo/{n}", _signed(get_tickets, photo))
