@@ -4,8 +4,9 @@ Why: the gateway must persist a dedup claim before it handles a message (so a We
 on another worker process is recognised) and log every reply, at thousands of messages per second.
 One INSERT per message would cap throughput at what the database can commit per second. Instead a
 single writer task drains everything queued since its last transaction into one multi-row INSERT
-(claims report back which keys were new through futures). Under load batches grow; idle, a lone
-message commits at once — no timer adds latency.
+(claims report back which keys were new through futures), together with the conversation-state
+upserts and the dialogue's other per-message rows (:meth:`Journal.append`). Under load batches grow;
+idle, a lone message commits at once — no timer adds latency.
 
 When the database is unreachable, claims fail fast with :class:`JournalUnavailable` (the gateway then
 answers anyway, deduplicating in memory) and every row is kept in memory and written once the
@@ -75,12 +76,9 @@ class Journal:
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue a row that needs no answer (a reply, an event without dedup)."""
-        if not self._rows_fit():
-            self.dropped += 1
-            log.error("conversation log buffer full; row dropped", extra={"fields": {"dropped": self.dropped}})
-            return
-        self._rows.append(row)
-        self._kick()
+        if self._room_for("messages"):
+            self._rows.append(row)
+            self._kick()
 
     def append(self, table: Table, row: dict[str, Any]) -> None:
         """Queue a row for another append-only table, written in the next batch.
@@ -89,12 +87,9 @@ class Journal:
         and makes every claim queue behind it; per-message rows of other tables ride along instead.
         The row is durable within milliseconds and survives an outage like the log rows.
         """
-        if not self._rows_fit():
-            self.dropped += 1
-            log.error("journal buffer full; %s row dropped", table.name, extra={"fields": {"dropped": self.dropped}})
-            return
-        self._appended.append((table, row))
-        self._kick()
+        if self._room_for(table.name):
+            self._appended.append((table, row))
+            self._kick()
 
     async def save_state(self, row: queries.StateRow, wait: bool = True) -> None:
         """Queue a conversation-state upsert; with ``wait``, until it is committed (or kept for retry).
@@ -109,8 +104,13 @@ class Journal:
             self._state_waiters.append(future)
             await future
 
-    def _rows_fit(self) -> bool:
-        return len(self._rows) + len(self._claims) + len(self._appended) < self._max_buffer
+    def _room_for(self, table: str) -> bool:
+        """False (and the row counted as dropped) when ``max_buffer`` rows already wait, e.g. in an outage."""
+        if len(self._rows) + len(self._claims) + len(self._appended) < self._max_buffer:
+            return True
+        self.dropped += 1
+        log.error("journal buffer full; %s row dropped", table, extra={"fields": {"dropped": self.dropped}})
+        return False
 
     def _kick(self) -> None:
         self._idle.clear()
