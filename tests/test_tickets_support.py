@@ -9,17 +9,16 @@ import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
-import pytest
 
 from bot.config import Config
 from bot.sandbox.mock_wechat import MockWeChat
 from bot.services.grids import GridDirectory, parse_grids_file
 from bot.storage.db import create_engine
-from tests.conftest import ROOT, TEST_APPID, make_config
+from tests.conftest import ROOT, make_config
+from tests.test_outbound_helpers import SECRET, mock  # noqa: F401 (mock is the shared mock-WeChat fixture)
 
-SECRET = "tickets-test-secret-0123456789"
 SAMPLE_GRIDS = ROOT / "samples" / "grids.toml"
 ADMIN, DUTY, ZHANG, LI, CHEN = "13900000001", "0839-7200000", "13800000011", "13800000012", "13800000013"
 OPENIDS = {ADMIN: "oAdmin0000000000000001", ZHANG: "oZhang0000000000000001", LI: "oLi000000000000000001",
@@ -37,14 +36,6 @@ class Clock:
 
     def advance(self, **kw: float) -> None:
         self.now += timedelta(**kw)
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockWeChat]:
-    server = MockWeChat(TEST_APPID, SECRET)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def tickets_config(db_url: str, mock: MockWeChat | None, tmp_path: Path, **tickets: Any) -> Config:
