@@ -203,7 +203,6 @@ class BatchWriter:
         self._specs: dict[tuple[str, tuple[str, ...]], _Appendable] = {}
         self._last_checkpoint = time.monotonic()
         self._checkpointing: asyncio.Future[None] | None = None
-        self.deferred = 0  # batches that found the write lock taken and went to the thread
 
     async def write(
         self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow] = (),
@@ -276,7 +275,6 @@ class BatchWriter:
         try:
             won = self._write_sqlite(*args, wait=False)
         except _LockTaken:
-            self.deferred += 1
             assert self._executor is not None
             won = await asyncio.get_running_loop().run_in_executor(
                 self._executor, lambda: self._write_sqlite(*args, wait=True))
