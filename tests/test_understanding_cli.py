@@ -61,3 +61,20 @@ def test_eval_prints_figures_and_misses(tmp_path: Path) -> None:
     assert "accuracy             66.7%" in result.stdout
     assert "fallback precision  100.0%" in result.stdout and "fallback recall     100.0%" in result.stdout
     assert "line 4: '低保' expected police.id-card; got answer civil.dibao" in result.stdout
+    assert "wrong item answered                    1" in result.stdout
+
+
+def test_miss_kinds_tell_the_fixes_apart() -> None:
+    """Each kind of miss needs a different fix, so the counts per kind must not blur them."""
+    from bot.understanding.evaluate import MISS_KINDS, miss_kind
+    from bot.understanding.model import MatchResult
+
+    fell = MatchResult("fallback", None, (), 10.0)
+    assert miss_kind(("a",), fell) == MISS_KINDS[0]
+    assert miss_kind((), MatchResult("answer", "a", ("a",), 80.0)) == MISS_KINDS[1]
+    assert miss_kind(("a",), MatchResult("answer", "b", ("b",), 80.0)) == MISS_KINDS[2]
+    assert miss_kind(("a",), MatchResult("clarify", None, ("b", "a"), 60.0)) == MISS_KINDS[3]
+    assert miss_kind(("a",), MatchResult("clarify", None, ("b", "c"), 60.0)) == MISS_KINDS[4]
+    assert miss_kind(("a", "b"), MatchResult("answer", "b", ("b",), 80.0)) == MISS_KINDS[5]
+    assert miss_kind(("a", "b"), MatchResult("answer", "c", ("c",), 80.0)) == MISS_KINDS[2]
+    assert miss_kind(("a", "b"), MatchResult("clarify", None, ("a", "c"), 60.0)) == MISS_KINDS[6]

@@ -155,6 +155,38 @@ def confusions(report: Report, top: int = 20) -> list[tuple[str, str, int]]:
     return [(e, g, n) for (e, g), n in counts.most_common(top)]
 
 
+MISS_KINDS = (
+    "in scope, fell back",
+    "none, answered or clarified",
+    "wrong item answered",
+    "one item, clarified with it",
+    "clarify without the expected item",
+    "ambiguous, answered one",
+    "ambiguous, clarify lacks one",
+)
+
+
+def miss_kind(expected: tuple[str, ...], result: MatchResult) -> str:
+    """Which of :data:`MISS_KINDS` a miss is. Why: the kinds call for different fixes (coverage of
+    phrasings, out-of-scope words, sibling contrast, calibration), and the counts per kind can be read
+    off a held-out set without reading its questions."""
+    if not expected:
+        return MISS_KINDS[1]
+    if result.action == "fallback":
+        return MISS_KINDS[0]
+    if len(expected) == 1:
+        if result.action == "answer":
+            return MISS_KINDS[2]
+        return MISS_KINDS[3] if expected[0] in result.candidates else MISS_KINDS[4]
+    if result.action == "answer":
+        return MISS_KINDS[5] if result.item in expected else MISS_KINDS[2]
+    return MISS_KINDS[6]
+
+
+def miss_kinds(report: Report) -> Counter[str]:
+    return Counter(miss_kind(o.case.expected, o.result) for o in report.misses)
+
+
 def format_report(report: Report, name: str, show_misses: bool = True) -> str:
     lines = [
         f"{name}: {report.total} questions",
@@ -163,6 +195,10 @@ def format_report(report: Report, name: str, show_misses: bool = True) -> str:
         f"  fallback precision  {report.fallback_precision:6.1%}",
         f"  fallback recall     {report.fallback_recall:6.1%}",
     ]
+    kinds = miss_kinds(report)
+    if kinds:
+        lines.append("  misses by kind:")
+        lines.extend(f"    {kind:<36}{kinds[kind]:4d}" for kind in MISS_KINDS if kinds[kind])
     if show_misses and report.misses:
         lines.append(f"  misses ({len(report.misses)}):")
         for outcome in report.misses:
