@@ -114,6 +114,7 @@ class TicketsConfig:
     report_done_hours: int = 24
     human_done_hours: int = 4
     takeover_idle_minutes: int = 120  # a 转人工 conversation silent this long goes back to the bot
+    takeover_ack_minutes: int = 10  # during one, the resident hears "已转给网格员X" at most this often (0: every message)
     warn_ratio: float = 0.8  # the reminder goes out at this share of the time allowed
     work_start: str = "08:30"
     work_end: str = "17:30"
@@ -121,6 +122,7 @@ class TicketsConfig:
     assign_template_id: str = ""  # empty: customer-service text instead of a template message
     progress_template_id: str = ""
     escalate_template_id: str = ""
+    worker_template_id: str = ""  # a 客服消息 to a worker outside the 48-hour window goes as this template; empty: none
     invite_ttl_hours: int = 72
     media_dir: str = ""  # empty: <app.data_dir>/ticket-media
     nearby_meters: float = 300.0
@@ -262,6 +264,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("config: server.workers must be at least 1")
     if config.tickets.takeover_idle_minutes < 1:
         raise ConfigError("config: tickets.takeover_idle_minutes must be at least 1")
+    if config.tickets.takeover_ack_minutes < 0:
+        raise ConfigError("config: tickets.takeover_ack_minutes must not be negative")
     if not config.database.url:
         raise ConfigError("config: database.url is required")
     if config.sandbox.enabled.lower() not in ("auto", "true", "false", "yes", "no", "1", "0"):

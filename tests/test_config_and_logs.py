@@ -28,6 +28,20 @@ def test_example_config_loads_and_is_sandbox() -> None:
     assert config.sandbox_mode and config.app.timezone == "Asia/Shanghai"
 
 
+def test_example_config_documents_every_key() -> None:
+    """Admins learn the keys from config.example.toml: each one the loader accepts is there."""
+    import dataclasses
+    import tomllib
+
+    from bot.config import Config
+
+    example = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    missing = [f"{section.name}.{key.name}" for section in dataclasses.fields(Config)
+               for key in dataclasses.fields(section.default_factory())  # type: ignore[misc]
+               if key.name not in example.get(section.name, {})]
+    assert missing == []
+
+
 @pytest.mark.parametrize(
     "text, key",
     [
@@ -38,6 +52,7 @@ def test_example_config_loads_and_is_sandbox() -> None:
         ('[wechat]\nmode = "safe"\nencoding_aes_key = "short"\n', "wechat.encoding_aes_key"),
         ('[sandbox]\nenabled = "false"\n', "wechat.app_id"),
         ('[server]\nworkers = 0\n', "server.workers"),
+        ('[tickets]\ntakeover_ack_minutes = -1\n', "tickets.takeover_ack_minutes"),
         ("[server\n", "config.toml"),
     ],
 )

@@ -174,6 +174,75 @@ async def test_43004_marks_the_resident_unsubscribed_and_is_not_retried(db_url: 
     assert mock.count("message/template/send") == 1
 
 
+FALLBACK_TEMPLATE = {"template_id": "TPL_W", "data": {"first": {"value": "您有居民新消息（工单3）"}},
+                     "url": "https://example.org/t/3"}
+
+
+def with_fallback(content: str) -> dict[str, Any]:
+    return {**text(content), queries.FALLBACK: FALLBACK_TEMPLATE}
+
+
+async def test_45015_queues_the_rows_fallback_template_and_no_other_error_does(
+        db_url: str, mock: MockWeChat, process: ProcessFactory) -> None:
+    config, clock = outbound_config(db_url, mock, outbox={"max_attempts": 2}), FakeClock()
+    mock.close_window(OPENID)
+    async with sender_for(config, process, clock) as (sender, outbox):
+        await outbox.enqueue("relay:1", "custom", with_fallback("居民说：在吗"), openid=OPENID, source="tickets")
+        await outbox.enqueue("plain:1", "custom", text("没有备用模板"), openid=OPENID)
+        assert await sender.run_once() == 2  # both refused with 45015
+        assert await sender.run_once() == 1  # the fallback, queued with the refusal, goes at once
+        assert await sender.run_once() == 0
+        mock.close_window(OPENID, False)
+        mock.fail("message/custom/send", 40003)  # permanent
+        await outbox.enqueue("relay:2", "custom", with_fallback("居民说：40003"), openid=OPENID)
+        assert await sender.run_once() == 1
+        mock.fail_always("message/custom/send", -1)  # transient, until the attempts are used up
+        await outbox.enqueue("relay:3", "custom", with_fallback("居民说：-1"), openid=OPENID)
+        for _ in range(4):
+            await sender.run_once()
+            clock.advance(60)
+        mock.fail_always("message/custom/send", None)
+    by_key = {r["idempotency_key"]: r for r in await rows(config)}
+    assert (by_key["relay:1"]["status"], by_key["relay:1"]["errcode"]) == ("failed", 45015)
+    fallback = by_key[queries.fallback_key("relay:1")]
+    assert (fallback["kind"], fallback["status"], fallback["payload"], fallback["openid"], fallback["source"]) == (
+        "template", "sent", FALLBACK_TEMPLATE, OPENID, "tickets")
+    assert (by_key["plain:1"]["status"], by_key["plain:1"]["errcode"]) == ("failed", 45015)
+    assert [(by_key[k]["status"], by_key[k]["errcode"]) for k in ("relay:2", "relay:3")] == [
+        ("failed", 40003), ("failed", -1)]
+    assert set(by_key) == {"relay:1", queries.fallback_key("relay:1"), "plain:1", "relay:2", "relay:3"}
+    assert [(m["kind"], m["text"]) for m in mock.messages_to(OPENID)] == [("template", "您有居民新消息（工单3）")]
+    call = mock.calls_to("message/template/send")[0]["body"]
+    assert call["template_id"] == "TPL_W" and call["url"] == "https://example.org/t/3"
+    assert all(queries.FALLBACK not in c["body"] for c in mock.calls_to("message/custom/send"))
+
+
+async def test_a_45015_recorded_twice_still_queues_one_template(db_url: str, mock: MockWeChat,
+                                                                process: ProcessFactory) -> None:
+    """A sender whose lease lapsed mid-call and the sender that took the row over both get 45015 and
+    both hand in the fallback: it is one row, sent once."""
+    config, clock = outbound_config(db_url, mock), FakeClock()
+    mock.close_window(OPENID)
+    mock.delay("message/custom/send", 0.3)
+    async with sender_for(config, process, clock, lease_seconds=30) as (a, outbox), \
+            sender_for(config, process, clock, lease_seconds=30) as (b, _):
+        await outbox.enqueue("relay:7", "custom", with_fallback("居民说：在吗"), openid=OPENID)
+        first = asyncio.create_task(a.run_once())
+        for _ in range(100):
+            if mock.count("message/custom/send"):
+                break
+            await asyncio.sleep(0.01)
+        clock.advance(31)  # A's call is in flight and its lease has lapsed: B takes the row over
+        assert await b.run_once() == 1
+        assert await first == 1
+        mock.delay("message/custom/send", 0)
+        assert await a.run_once() + await b.run_once() == 1  # the one template
+        assert await a.run_once() + await b.run_once() == 0
+    assert mock.count("message/custom/send") == 2
+    assert [r["idempotency_key"] for r in await rows(config)] == ["relay:7", queries.fallback_key("relay:7")]
+    assert [m["kind"] for m in mock.messages_to(OPENID)] == ["template"]
+
+
 async def test_same_idempotency_key_sends_once(db_url: str, mock: MockWeChat, process: ProcessFactory) -> None:
     config, clock = outbound_config(db_url, mock), FakeClock()
     async with sender_for(config, process, clock) as (sender, outbox):

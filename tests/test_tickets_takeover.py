@@ -309,3 +309,58 @@ async def test_two_serve_processes_agree_on_who_holds_the_conversation(
         await emu_a.send(emu_a.text(OPENIDS[ZHANG], f"办结 {tid} 已电话说明"))
         r = await emu_b.send(emu_b.text(RESIDENT, FAQ_QUESTION))  # B's index still lists it: the database says no
         assert "户口簿" in r.text
+
+
+async def test_transfer_or_return_ends_the_conversation_and_tells_the_resident(
+    db_url: str, http: aiohttp.ClientSession, mock: MockWeChat, tmp_path: Path
+) -> None:
+    ids = await import_and_bind(db_url)
+    async with running_app(tickets_config(db_url, mock, tmp_path), http) as (_, emu, services):
+        tid = await open_and_accept(emu, services, mock)
+        await emu.send(emu.text(RESIDENT, "在吗"))
+        await cs_to(mock, OPENIDS[ZHANG], "在吗")
+        # 张秀英 passes it to 李建国 (转派): the resident learns who takes over and that the bot answers meanwhile.
+        r = await emu.send(emu.text(OPENIDS[ZHANG], f"转派 {tid} {ids[LI]} 我这周在外培训"))
+        assert r.text == h.ACT_OK["transfer"].format(id=tid, target="李建国")
+        told = await cs_to(mock, RESIDENT, tk.TRANSFERRED_FOR_RESIDENT.format(id=tid, to="网格员李建国", name="张秀英"))
+        assert len(told) == 1 and "转人工" in told[0]["text"]
+        r = await emu.send(emu.text(RESIDENT, FAQ_QUESTION))
+        assert "户口簿" in r.text  # the bot again, nothing relayed to either worker
+        assert nothing_to(mock, OPENIDS[ZHANG], FAQ_QUESTION) and nothing_to(mock, OPENIDS[LI], FAQ_QUESTION)
+        assert (await services.tickets.takeovers.of([tid]))[tid]["end_reason"] == "transfer"
+
+        # 李建国 accepts: the conversation is his; then he gives it back (退单): the resident is told again.
+        r = await emu.send(emu.text(OPENIDS[LI], f"接单 {tid}"))
+        assert r.text == h.ACT_OK["accept"].format(id=tid, target="")
+        await cs_to(mock, RESIDENT, "李建国", "接单", "直接转给TA")
+        assert (await emu.send(emu.text(RESIDENT, "还是低保的事"))).text == tk.ACK.format(name="李建国")
+        await cs_to(mock, OPENIDS[LI], "还是低保的事")
+        r = await emu.send(emu.text(OPENIDS[LI], f"退单 {tid} 不是我负责的楼栋"))
+        assert r.text == h.ACT_OK["return"].format(id=tid, target="")
+        await cs_to(mock, RESIDENT, tk.RETURNED_FOR_RESIDENT.format(id=tid, name="李建国"))
+        r = await emu.send(emu.text(RESIDENT, FAQ_QUESTION))
+        assert "户口簿" in r.text and nothing_to(mock, OPENIDS[LI], FAQ_QUESTION)
+        # Each told once; 办结 still tells the resident only by its own notice.
+        texts = [m["text"] for m in mock.messages_to(RESIDENT)]
+        assert sum("人工对话先结束" in t for t in texts) == 2
+
+
+async def test_the_acknowledgement_interval_is_a_config_key(
+    db_url: str, http: aiohttp.ClientSession, mock: MockWeChat, tmp_path: Path
+) -> None:
+    await import_and_bind(db_url)
+    clock = FakeClock()
+    config = tickets_config(db_url, mock, tmp_path, takeover_ack_minutes=3)
+
+    async def say(text: str) -> WebhookReply:
+        return await emu.send(TextMessage(openid=RESIDENT, account="gh", create_time=int(clock()),
+                                          msg_id=next_msg_id(), content=text), timestamp=int(clock()))
+
+    async with running_app(config, http, clock=clock) as (_, emu, services):
+        await open_and_accept(emu, services, mock, clock)
+        assert (await say("第一句")).text == tk.ACK.format(name="张秀英")
+        clock.advance(2 * 60)
+        assert (await say("第二句")).text is None  # relayed silently
+        clock.advance(60)  # three minutes since the last acknowledgement (the default would wait ten)
+        assert (await say("第三句")).text == tk.ACK.format(name="张秀英")
+        await cs_to(mock, OPENIDS[ZHANG], "第三句")

@@ -103,7 +103,7 @@ class MockWeChat:
     # ---- state --------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget calls, messages, tokens, faults, menu, media and unsubscribed residents."""
+        """Forget calls, messages, tokens, faults, menu, media, unsubscribed residents and closed windows."""
         self.calls: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.tokens: dict[str, float] = {}  # token -> expires_at
@@ -112,6 +112,7 @@ class MockWeChat:
         self.menu: dict[str, Any] | None = None
         self.media: dict[str, tuple[bytes, str]] = {}
         self.unsubscribed: set[str] = set()
+        self.window_closed: set[str] = set()
 
     def _faults(self, endpoint: str) -> Faults:
         return self.faults.setdefault(endpoint.strip("/"), Faults())
@@ -148,6 +149,11 @@ class MockWeChat:
     def unsubscribe(self, openid: str) -> None:
         """Sends to this resident answer 43004 (not following)."""
         self.unsubscribed.add(openid)
+
+    def close_window(self, openid: str, closed: bool = True) -> None:
+        """Customer-service messages to this follower answer 45015, as when they have not written to
+        the account for 48 hours (template messages still go); ``closed=False`` opens it again."""
+        (self.window_closed.add if closed else self.window_closed.discard)(openid)
 
     def calls_to(self, endpoint: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["endpoint"] == endpoint]
@@ -230,6 +236,8 @@ class MockWeChat:
         bad = self._check_touser(body.get("touser"))
         if bad:
             return bad
+        if body["touser"] in self.window_closed:
+            return {"errcode": 45015, "errmsg": "response out of time limit or subscription is canceled"}
         msgtype = body.get("msgtype")
         if not isinstance(msgtype, str) or not isinstance(body.get(msgtype), dict):
             return {"errcode": 40008, "errmsg": "invalid message type"}

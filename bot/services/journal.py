@@ -5,8 +5,10 @@ on another worker process is recognised) and log every reply, at thousands of me
 One INSERT per message would cap throughput at what the database can commit per second. Instead a
 single writer task drains everything queued since its last transaction into one multi-row INSERT
 (claims report back which keys were new through futures), together with the conversation-state
-upserts and the dialogue's other per-message rows (:meth:`Journal.append`). Under load batches grow;
-idle, a lone message commits at once — no timer adds latency.
+upserts and the dialogue's other per-message rows (:meth:`Journal.append`), and — at most once per
+openid per :attr:`Journal.INBOUND_EVERY` — when that openid last wrote to us (:meth:`Journal.inbound`,
+for WeChat's 48-hour customer-service window). Under load batches grow; idle, a lone message commits
+at once — no timer adds latency.
 
 When the database is unreachable, claims fail fast with :class:`JournalUnavailable` (the gateway then
 answers anyway, deduplicating in memory) and every row is kept in memory and written once the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table
@@ -39,6 +42,14 @@ class _Claim:
 
 
 class Journal:
+    #: ``residents.last_inbound_at`` is written at most once per openid per this long by each process,
+    #: so the stored time may be this much older than the openid's real last message: whoever decides
+    #: from it that the 48-hour window is closed adds this as a margin.
+    INBOUND_EVERY = timedelta(minutes=10)
+    #: Openids whose last noted time a process remembers; past this it forgets them all (the only cost:
+    #: one more upsert row for each openid that writes again).
+    INBOUND_MEMORY = 100_000
+
     def __init__(
         self, engine: AsyncEngine, writer: queries.BatchWriter | None = None, max_batch: int = 400,
         max_buffer: int = 200_000,
@@ -53,6 +64,9 @@ class Journal:
         self._appended: list[queries.Appended] = []
         # Conversation-state upserts, coalesced per resident (only the newest state matters).
         self._states: dict[str, queries.StateRow] = {}
+        # Last-inbound times to write (newest per openid), and what this process last queued per openid.
+        self._inbound: dict[str, datetime] = {}
+        self._inbound_noted: dict[str, datetime] = {}
         self._state_waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -104,6 +118,23 @@ class Journal:
             self._state_waiters.append(future)
             await future
 
+    def inbound(self, openid: str, at: datetime) -> None:
+        """``openid`` just wrote to us (a message, menu click, follow or scan — what opens WeChat's
+        48-hour customer-service window): note ``at`` for ``residents.last_inbound_at``.
+
+        On the webhook's path for every such message, so it costs a dict lookup and a comparison; no
+        query and no wait. Only the first message per openid per :attr:`INBOUND_EVERY` adds a row to
+        the next batch (one upsert), written with the claims and log rows it travels with.
+        """
+        last = self._inbound_noted.get(openid)
+        if last is not None and at - last < self.INBOUND_EVERY:
+            return
+        if len(self._inbound_noted) >= self.INBOUND_MEMORY:
+            self._inbound_noted.clear()
+        self._inbound_noted[openid] = at
+        self._inbound[openid] = at
+        self._kick()
+
     def _room_for(self, table: str) -> bool:
         """False (and the row counted as dropped) when ``max_buffer`` rows already wait, e.g. in an outage."""
         if len(self._rows) + len(self._claims) + len(self._appended) < self._max_buffer:
@@ -140,7 +171,8 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
-        while self._claims or self._rows or self._states or self._appended or not self._idle.is_set():
+        while (self._claims or self._rows or self._states or self._appended or self._inbound
+               or not self._idle.is_set()):
             self._wake.set()
             await asyncio.sleep(0.005)
 
@@ -149,7 +181,7 @@ class Journal:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._claims or self._rows or self._states or self._appended:
+            while self._claims or self._rows or self._states or self._appended or self._inbound:
                 claims = self._claims[: self._max_batch]
                 del self._claims[: len(claims)]
                 rows = self._rows[: self._max_batch * 2]
@@ -157,8 +189,9 @@ class Journal:
                 appended = self._appended[: self._max_batch]
                 del self._appended[: len(appended)]
                 states, self._states = self._states, {}
+                inbound, self._inbound = self._inbound, {}
                 waiters, self._state_waiters = self._state_waiters, []
-                ok = await self._write(claims, rows, list(states.values()), appended)
+                ok = await self._write(claims, rows, list(states.values()), appended, sorted(inbound.items()))
                 for waiter in waiters:  # a failed state write is retried below; nobody is blocked by it
                     if not waiter.done():
                         waiter.set_result(None)
@@ -169,18 +202,21 @@ class Journal:
                 self._appended[:0] = appended
                 for openid, row in states.items():
                     self._states.setdefault(openid, row)
+                for openid, at in inbound.items():
+                    if openid not in self._inbound or self._inbound[openid] < at:
+                        self._inbound[openid] = at
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             self._idle.set()
 
     async def _write(self, claims: list[_Claim], rows: list[dict[str, Any]], states: list[queries.StateRow],
-                     appended: list[queries.Appended]) -> bool:
+                     appended: list[queries.Appended], inbound: list[queries.InboundRow]) -> bool:
         """One transaction for the batch. On failure, claims are failed and their rows kept."""
         unique: dict[str, _Claim] = {}
         for c in claims:
             unique.setdefault(c.row["dedup_key"], c)
         try:
-            won = await self._writer.write([c.row for c in unique.values()], rows, states, appended)
+            won = await self._writer.write([c.row for c in unique.values()], rows, states, appended, inbound)
         except Exception as exc:  # noqa: BLE001 - any database failure is handled the same way
             if self._failing_since is None:
                 self._failing_since = asyncio.get_running_loop().time()

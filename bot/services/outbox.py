@@ -11,14 +11,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import utcnow
 from bot.dispatch.events import NewsReply, Reply, TextReply
-from bot.storage.db import upsert_insert
-from bot.storage.models import OutboxMessage
-
-T = OutboxMessage.__table__
+from bot.storage import outbox as queries
 
 
 def custom_payload(reply: Reply) -> dict[str, Any]:
@@ -39,29 +36,12 @@ class Outbox:
         # for the sender's next poll.
         self.listeners: list[Callable[[], None]] = []
 
-    def _insert(self, conn: AsyncConnection) -> Any:
-        return upsert_insert(conn, T).on_conflict_do_nothing(index_elements=["idempotency_key"])
-
     async def enqueue_many(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert outbox rows (keys already present are skipped); returns how many were new."""
         if not rows:
             return 0
-        now = self._clock()
-        full = [
-            {
-                "openid": None,
-                "source": None,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                **row,
-            }
-            for row in rows
-        ]
         async with self._engine.begin() as conn:
-            result = await conn.execute(self._insert(conn).returning(T.c.id), full)
-            added = len(result.all())
+            added = await queries.insert_new(conn, rows, self._clock())
         if added:
             for listener in self.listeners:
                 listener()

@@ -9,10 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import utcnow
 from bot.config import OutboxConfig
+from bot.services.journal import Journal
 from bot.storage import outbox as outbox_q
 from bot.storage import residents as q
 
 DEFAULT_RESEND_DELAYS = OutboxConfig().receipt_delays
+#: WeChat takes customer-service messages to a follower only this long after their last message (45015).
+CUSTOM_WINDOW = timedelta(hours=48)
+
+
+def window_known_closed(last_inbound: datetime | None, now: datetime) -> bool:
+    """Whether WeChat will surely refuse a customer-service message (45015) to someone whose recorded
+    ``residents.last_inbound_at`` is ``last_inbound``. The record may lag the truth by up to
+    ``Journal.INBOUND_EVERY``, which is added as a margin; unknown (None) is not "closed": try, and
+    let a 45015 decide."""
+    return last_inbound is not None and now - last_inbound > CUSTOM_WINDOW + Journal.INBOUND_EVERY
 
 
 class Residents:

@@ -8,6 +8,9 @@ Why this shape:
 - errors WeChat will repeat forever (45015 outside the 48-hour window, 43004 not following, 40003,
   45047, …) are recorded and not retried; 43004 also marks the resident unsubscribed so nobody keeps
   sending; everything else is retried with exponential backoff up to ``outbox.max_attempts``;
+- a customer-service row that carries a template to fall back on (``payload["fallback"]``, e.g. a
+  relay to a grid worker) and is refused with 45015 queues that template as a row of its own, in the
+  transaction that records the refusal: the recipient still hears of it, once;
 - rows for one resident go out in order: a failed part holds back the later parts of the same kind;
 - a template message whose receipt says "failed: system failed" is put back in the queue by the
   receipt itself (``bot.storage.outbox.resend_after_receipt``, one UPDATE on the webhook path) and
@@ -42,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import utcnow
 from bot.config import OutboxConfig
 from bot.storage import outbox as queries
-from bot.storage.outbox import Result
+from bot.storage.outbox import FALLBACK, OUTSIDE_WINDOW, Result, fallback_key
 from bot.storage.residents import mark_unsubscribed_by_error
 from bot.wechat.api import WeChatApi, WeChatApiError, build_wechat_api
 
@@ -91,6 +94,8 @@ async def deliver(api: WeChatApi, kind: str, openid: str | None, payload: dict[s
         raise PayloadError(f"{kind} message without openid")
     try:
         if kind == "custom":
+            if FALLBACK in payload:  # ours, not WeChat's
+                payload = {k: v for k, v in payload.items() if k != FALLBACK}
             return await api.send_custom(openid, payload)
         if kind == "template":
             return await api.send_template(openid, payload["template_id"], payload["data"], payload.get("url"))
@@ -230,11 +235,23 @@ class OutboxSender:
         result = Result(id=row["id"], status=outcome.status, at=self._clock(),
                         duration_ms=(time.monotonic() - started) * 1000, errcode=outcome.errcode,
                         error=outcome.error, msgid=outcome.msgid, next_at=outcome.next_at)
-        await self._record(_Unrecorded(result, row["openid"], row["kind"]))
+        await self._record(_Unrecorded(result, row["openid"], row["kind"], self._fallback(row, outcome)))
         if outcome.status != "sent":
             log.info("outbox %s (%s) %s: errcode=%s %s", row["id"], row["kind"], outcome.status, outcome.errcode,
                      outcome.error)
         return outcome
+
+    @staticmethod
+    def _fallback(row: dict[str, Any], outcome: Outcome) -> dict[str, Any] | None:
+        """The template row to queue for a customer-service row WeChat refused with 45015 (and only
+        then: other failures keep their retry/fail path), when the row carries one."""
+        if outcome.errcode != OUTSIDE_WINDOW or row["kind"] != "custom":
+            return None
+        template = (row["payload"] or {}).get(FALLBACK)
+        if not template:
+            return None
+        return {"idempotency_key": fallback_key(row["idempotency_key"]), "kind": "template", "payload": template,
+                "openid": row["openid"], "source": row["source"]}
 
     def _after_error(self, row: dict[str, Any], errcode: int | None, error: str, permanent: bool) -> Outcome:
         attempts = row["attempts"] + 1
@@ -291,6 +308,10 @@ class OutboxSender:
                     await mark_unsubscribed_by_error(conn, item.openid, now)
             templates = [i.result.id for i in batch if i.kind == "template" and i.result.status == "sent"]
             resent = await queries.resend_if_receipt_came_first(conn, templates, now, self._resend_delays)
+            fallbacks = await queries.insert_new(conn, [i.fallback for i in batch if i.fallback], now)
+        if fallbacks:
+            log.info("outbox: %d customer-service message(s) refused with 45015 go as template instead", fallbacks)
+            self.wake()
         if updated is not None and updated < len(batch):
             log.warning("outbox: %d of %d results not recorded: lease lost", len(batch) - updated, len(batch))
         if resent:
@@ -305,6 +326,7 @@ class _Unrecorded:
     result: Result
     openid: str | None
     kind: str
+    fallback: dict[str, Any] | None = None  # the template row to queue with this result (45015)
     written: asyncio.Future[None] = field(init=False)
 
 

@@ -3,15 +3,19 @@
 While a takeover goes on, the resident's messages (text, voice recognition text, photos as a link to
 the ticket page, locations) are relayed to the worker as customer-service messages through the
 outbox, and the bot does not answer them; the resident is told "已转给网格员X" at most once every
-:data:`ACK_EVERY`, not once per message. The worker answers with "回复 12 …" in chat or the reply box
+``tickets.takeover_ack_minutes``, not once per message. The worker answers with "回复 12 …" in chat or the reply box
 on the signed ticket page; the answer reaches the resident signed with the worker's name. Every
 message either way is a row of the ticket's audit trail (``relay`` / ``reply``), and the outbox row
 it was queued under says whether it arrived.
 
 A takeover ends when the ticket leaves 已接单/处理中 (办结, 撤销, 转派, 退单: in the same transaction,
-see ``Tickets._apply``), when the resident says "结束人工", or when nothing was said either way for
-``tickets.takeover_idle_minutes`` (it lapses back to the bot; the resident and the worker are told).
-A worker's reply restarts an ended takeover of a ticket that is still open.
+see ``Tickets._apply``; after 转派 and 退单 the resident is told, :meth:`Takeovers.cut`), when the
+resident says "结束人工", or when nothing was said either way for ``tickets.takeover_idle_minutes``
+(it lapses back to the bot; the resident and the worker are told). A worker's reply restarts an
+ended takeover of a ticket that is still open.
+
+Messages to the worker go through ``Tickets.send_to_worker``: outside WeChat's 48-hour window they
+arrive as a template message ("您有居民新消息") when ``tickets.worker_template_id`` is set.
 
 Why an in-memory index of who is in a takeover: every resident message asks "is this one talking to
 a person?", and almost none are. :class:`TakeoverIndex` answers from memory, so the usual FAQ message
@@ -39,8 +43,6 @@ log = logging.getLogger(__name__)
 
 #: The ticket statuses in which a worker holds the conversation.
 LIVE = ("accepted", "in_progress")
-#: The resident hears "已转给网格员X" again only after this long without one or a reply (not an echo per message).
-ACK_EVERY = timedelta(minutes=10)
 #: Replies are checked for delivery failures this long after their takeover ended.
 UNDELIVERED_LOOKBACK = timedelta(days=2)
 MAX_RELAY_CHARS = 600
@@ -60,17 +62,26 @@ LAPSED_FOR_RESIDENT = ("网格员{name}暂时没有回复，人工对话先结�
                        "TA回复后会发到这里。还要找人时请说“转人工”。")
 LAPSED_FOR_WORKER = "工单{id}的人工对话已{hours}没有新消息，先交回智能助手。要继续请直接“回复 {id} 内容”。"
 DONE_NOTE = "\n人工对话已结束，接下来由智能助手为您服务。"
+TRANSFERRED_FOR_RESIDENT = ("您的工单{id}已转给{to}处理，TA接单后会联系您。和网格员{name}的人工对话先结束，"
+                            "接下来由智能助手为您服务；还要找人时请说“转人工”。")
+RETURNED_FOR_RESIDENT = ("网格员{name}暂时处理不了您的工单{id}，已交回社区重新安排，会有工作人员联系您。"
+                         "人工对话先结束，接下来由智能助手为您服务；还要找人时请说“转人工”。")
+OTHER_WORKER = "其他网格员"
 UNDELIVERED_FOR_WORKER = "工单{id}：您的回复“{text}”没能发给居民（{why}）。请打电话联系居民：{phone}。"
 WHY_UNDELIVERED = {45015: "居民超过48小时没有在公众号发消息，微信不允许再给TA发消息",
                    43004: "居民已取消关注公众号"}
+#: The same refusals of a resident's message relayed to the worker, as the worker reads them on the page.
+WHY_NOT_RELAYED = {45015: "您超过48小时没有在公众号发消息，微信不允许发给您；在公众号里发一条消息即可恢复",
+                   43004: "您已取消关注公众号"}
 WHY_OTHER = "发送失败，错误码{errcode}"
 END_REASONS = {"resident": "居民结束", "lapsed": "超时无人回复", "done": "已办结", "cancel": "居民撤销",
                "transfer": "已转派", "reassign": "已改派", "return": "已退单"}
 
 
-def why_undelivered(errcode: int | None) -> str:
-    """Why a message did not arrive, in words a grid worker can act on."""
-    return WHY_UNDELIVERED.get(errcode or 0, WHY_OTHER.format(errcode=errcode))
+def why_undelivered(errcode: int | None, relay: bool = False) -> str:
+    """Why a message did not arrive, in words a grid worker can act on: a reply to the resident, or
+    (``relay``) a resident's message relayed to the worker."""
+    return (WHY_NOT_RELAYED if relay else WHY_UNDELIVERED).get(errcode or 0, WHY_OTHER.format(errcode=errcode))
 
 
 def message_key(ticket_id: int, event_id: int, action: str) -> str:
@@ -162,6 +173,11 @@ class Takeovers:
     def idle(self) -> timedelta:
         return timedelta(minutes=self.tickets.config.tickets.takeover_idle_minutes)
 
+    @property
+    def ack_every(self) -> timedelta:
+        """The resident hears "已转给网格员X" again only after this long without one or a reply."""
+        return timedelta(minutes=self.tickets.config.tickets.takeover_ack_minutes)
+
     async def _live_keys(self) -> list[tuple[str, int]]:
         async with self.tickets.engine.connect() as conn:
             return await q.live_takeover_keys(conn)
@@ -182,6 +198,23 @@ class Takeovers:
     def ended(self, ticket: dict[str, Any]) -> None:
         """``Tickets._apply`` ended this ticket's takeover in its transaction: forget it here too."""
         self.index.discard(ticket["openid"], ticket["id"])
+
+    async def cut(self, before: dict[str, Any], ticket: dict[str, Any], action: str, event_id: int) -> None:
+        """A live conversation ended because its worker passed the ticket on (转派) or gave it back
+        (退单): the resident, who would otherwise go on writing to nobody, is told who takes over and
+        that the bot answers meanwhile. (办结 tells them with its own notice; 撤销 is their own doing.)"""
+        if action not in ("transfer", "return"):
+            return
+        grids = self.tickets.grids
+        worker = await grids.worker(before["worker_id"]) if before["worker_id"] is not None else None
+        name = worker["name"] if worker else ""
+        if action == "transfer":
+            other = await grids.worker(ticket["worker_id"]) if ticket["worker_id"] is not None else None
+            to = f"网格员{other['name']}" if other else OTHER_WORKER
+            text = TRANSFERRED_FOR_RESIDENT.format(id=ticket["id"], name=name, to=to)
+        else:
+            text = RETURNED_FOR_RESIDENT.format(id=ticket["id"], name=name)
+        await self.tickets.send_text(ticket["openid"], message_key(ticket["id"], event_id, "cut-r"), text)
 
     async def _end(self, live: Live, reason: str, actor: str, idle_since: datetime | None = None) -> int | None:
         """End one takeover (once, whoever tries) with its audit row; the event id, or None if it had ended."""
@@ -253,12 +286,12 @@ class Takeovers:
 
     async def relay(self, live: Live, text: str, media_id: str | None = None) -> bool | None:
         """Pass one resident message on to the worker. True when the resident should get the short
-        acknowledgement (the first message, or the first after :data:`ACK_EVERY`), False for silence,
+        acknowledgement (the first message, or the first after :attr:`ack_every`), False for silence,
         None when the takeover ended a moment ago (the message is the bot's after all)."""
         ticket, openid = live.ticket, live.ticket["openid"]
         now = self.tickets.clock()
         acked = live.takeover["acked_at"]
-        ack = acked is None or now - acked >= ACK_EVERY
+        ack = acked is None or now - acked >= self.ack_every
         values: dict[str, Any] = {"active_at": now, **({"acked_at": now} if ack else {})}
         if media_id:
             await self.tickets.add_media(ticket["id"], [{"type": "image", "media_id": media_id, "by": "resident"}])
@@ -308,8 +341,8 @@ class Takeovers:
                                      REPLY_TO_RESIDENT.format(name=replier["name"], text=text))
 
     async def _to_worker(self, live: Live, event_id: int, what: str, text: str) -> None:
-        if live.worker.get("openid"):
-            await self.tickets.send_text(live.worker["openid"], message_key(live.ticket["id"], event_id, what), text)
+        await self.tickets.send_to_worker(live.worker, live.ticket["id"], message_key(live.ticket["id"], event_id, what),
+                                          text, what)
 
     # ---- the poller's round ---------------------------------------------------------------------
 
@@ -351,7 +384,8 @@ class Takeovers:
             key = message_key(ticket["id"], e["id"], "undelivered")
             text = UNDELIVERED_FOR_WORKER.format(id=ticket["id"], text=_short(e["note"] or ""), why=why,
                                                  phone=ticket["phone"] or "（未留电话）")
-            if worker.get("openid") and not await self.tickets.send_text(worker["openid"], key, text):
+            if worker.get("openid") and not await self.tickets.send_to_worker(worker, ticket["id"], key, text,
+                                                                              "undelivered"):
                 continue  # another process told them already
             async with self.tickets.engine.begin() as conn:
                 await q.add_event(conn, ticket["id"], now, "system", "undelivered", ticket["status"], ticket["status"],
@@ -366,12 +400,19 @@ class Takeovers:
             return await q.takeovers_of(conn, ticket_ids)
 
     async def deliveries(self, events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        """For relay/reply audit rows: event id → the outbox row's status, errcode and error."""
+        """For relay/reply audit rows: event id → the outbox row's status, errcode and error. A relay
+        that WeChat refused with 45015 and that went to the worker as a template instead is as
+        delivered as that template."""
         keys = {message_key(e["ticket_id"], e["id"], e["action"]): e["id"] for e in events
                 if e["action"] in ("relay", "reply")}
         async with self.tickets.engine.connect() as conn:
-            found = await outbox_q.delivery_of(conn, list(keys))
-        return {keys[k]: v for k, v in found.items()}
+            found = await outbox_q.delivery_of(conn, [*keys, *map(outbox_q.fallback_key, keys)])
+        out = {}
+        for key, event_id in keys.items():
+            d = found.get(outbox_q.fallback_key(key)) or found.get(key)
+            if d is not None:
+                out[event_id] = d
+        return out
 
 
 def _short(text: str, n: int = 30) -> str:

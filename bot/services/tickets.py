@@ -19,6 +19,13 @@ A 转人工 ticket, once accepted, is a live conversation between the resident a
 Notifications leave through the outbox (idempotency key = ticket + audit row + recipient), so a retried
 webhook or a crash between commit and send can neither lose nor double a message. Time limits are rows
 in ``ticket_timers`` polled by an APScheduler job, so they survive restarts.
+
+A customer-service message to a grid worker (a relayed resident message, a new ticket without
+``assign_template_id`` …) cannot reach a worker who has not written to the account for 48 hours
+(WeChat answers 45015). With ``tickets.worker_template_id`` set, such a message carries a template
+("您有居民新消息", the ticket number, a link to the ticket page) that the outbox sender queues instead
+on a 45015; when ``residents.last_inbound_at`` already says the window is closed, the template is
+queued straight away under the message's own key (:meth:`Tickets.send_to_worker`).
 """
 
 from __future__ import annotations
@@ -45,8 +52,11 @@ from bot.config import Config
 from bot.logs import mask_personal
 from bot.services.grids import GridDirectory
 from bot.services.outbox import Outbox
+from bot.services.residents import window_known_closed
 from bot.services.takeovers import DONE_NOTE, INTRO, LIVE, Takeovers
+from bot.storage import residents as residents_q
 from bot.storage import tickets as q
+from bot.storage.outbox import FALLBACK
 from bot.storage.tickets import T as TICKETS
 
 log = logging.getLogger(__name__)
@@ -121,6 +131,12 @@ NOT_AN_IMAGE = "只能上传照片（JPG、PNG、GIF 或 WebP）。"
 REPLY_HUMAN_ONLY = "工单{id}不是转人工工单，请打电话联系居民。"
 REPLY_TOO_LONG = "回复太长了，请分几条发（每条不超过{n}字）。"
 MAX_REPLY_CHARS = 500
+# The template a worker gets instead of a customer-service message outside the 48-hour window.
+WORKER_TEMPLATE_FIRST = {"relay": "您有居民新消息（工单{id}）", "assign": "您有新工单（工单{id}）"}
+WORKER_TEMPLATE_OTHER = "您有工单新消息（工单{id}）"
+WORKER_TEMPLATE_REMARK = ("点开查看工单。您超过48小时没有在公众号发消息，微信只能这样通知您；"
+                          "在公众号里发任意一条消息后，消息会重新直接发到聊天里。")
+WORKER_TEMPLATE_CHARS = 100
 
 
 class TicketError(Exception):
@@ -553,12 +569,15 @@ class Tickets:
             if timers:
                 await timers(conn, ticket["id"])
             ends_takeover = ticket["kind"] == "human" and to_status is not None and to_status not in LIVE
+            cut = False
             if ends_takeover:  # the conversation goes back to the bot with the ticket
-                await q.end_takeover(conn, ticket["id"], now, action)
+                cut = await q.end_takeover(conn, ticket["id"], now, action)
             fresh = await q.get(conn, ticket["id"])
         assert fresh is not None
         if ends_takeover:
             self.takeovers.ended(fresh)
+        if cut:  # a conversation with a worker was going on: the resident must not be left talking to nobody
+            await self.takeovers.cut(ticket, fresh, action, event_id)
         return fresh, event_id
 
     async def act(self, ticket_id: int, worker: dict[str, Any], action: str, note: str = "",
@@ -845,15 +864,22 @@ class Tickets:
         return f"{base}/t/{ticket_id}?{urlencode(self.links.sign(ticket_id, worker_id, self.clock()))}"
 
     async def _send(self, openid: str, key: str, text: str, template_id: str, data: dict[str, Any],
-                    url: str | None = None) -> None:
+                    url: str | None = None, to_worker: tuple[dict[str, Any], int, str] | None = None) -> None:
+        """A template when ``template_id`` is set, else a customer-service text (with the link); to a
+        worker (``to_worker`` = worker, ticket id, what) through :meth:`send_to_worker`."""
         if template_id:
             payload: dict[str, Any] = {"template_id": template_id, "data": data}
             if url:
                 payload["url"] = url
             await self.outbox.enqueue(key, "template", payload, openid=openid, source="tickets")
             self._wake()
+            return
+        link = f"\n<a href=\"{url}\">打开工单</a>" if url else ""
+        if to_worker is not None:
+            worker, ticket_id, what = to_worker
+            await self.send_to_worker(worker, ticket_id, key, text, what, link)
         else:
-            await self.send_text(openid, key, text + (f"\n<a href=\"{url}\">打开工单</a>" if url else ""))
+            await self.send_text(openid, key, text + link)
 
     async def send_text(self, openid: str, key: str, text: str) -> bool:
         """A customer-service text (chat, not a template: a 转人工 conversation); False when ``key`` was
@@ -862,6 +888,42 @@ class Tickets:
                                            openid=openid, source="tickets")
         self._wake()
         return queued
+
+    async def send_to_worker(self, worker: dict[str, Any], ticket_id: int, key: str, text: str, what: str,
+                             link: str = "") -> bool:
+        """A customer-service text (``text`` + ``link``) to a grid worker about a ticket, which reaches
+        them even outside WeChat's 48-hour window when ``tickets.worker_template_id`` is set: the row
+        carries that template for the sender to queue on a 45015, and when the worker's last message
+        is known to be older than the window the template is queued instead, under the same ``key``
+        (so the message is queued once whichever way it goes). False when ``key`` was queued before."""
+        template_id = self.config.tickets.worker_template_id
+        openid = worker.get("openid")
+        if not openid:
+            return False
+        if not template_id:
+            return await self.send_text(openid, key, text + link)
+        template = self.worker_template(template_id, worker, ticket_id, what, text)
+        async with self.engine.connect() as conn:
+            last = await residents_q.last_inbound(conn, openid)
+        if window_known_closed(last, self.clock()):
+            queued = await self.outbox.enqueue(key, "template", template, openid=openid, source="tickets")
+        else:
+            queued = await self.outbox.enqueue(key, "custom", {"msgtype": "text", "text": {"content": text + link},
+                                                               FALLBACK: template}, openid=openid, source="tickets")
+        self._wake()
+        return queued
+
+    def worker_template(self, template_id: str, worker: dict[str, Any], ticket_id: int, what: str,
+                        text: str) -> dict[str, Any]:
+        """The template payload standing in for a customer-service text to a worker ("relay" and
+        "assign" have their own headline): ticket number, the text, when, and the signed page link."""
+        first = WORKER_TEMPLATE_FIRST.get(what, WORKER_TEMPLATE_OTHER).format(id=ticket_id)
+        plain = re.sub(r"<[^>]+>", "", text).strip()
+        if len(plain) > WORKER_TEMPLATE_CHARS:
+            plain = plain[:WORKER_TEMPLATE_CHARS] + "…"
+        data = {"first": {"value": first}, "keyword1": {"value": str(ticket_id)}, "keyword2": {"value": plain},
+                "keyword3": {"value": self.fmt(self.clock())}, "remark": {"value": WORKER_TEMPLATE_REMARK}}
+        return {"template_id": template_id, "data": data, "url": self.page_url(ticket_id, worker["id"])}
 
     async def _notify_assigned(self, ticket: dict[str, Any], event_id: int) -> None:
         worker = await self.grids.worker(ticket["worker_id"])
@@ -883,7 +945,8 @@ class Tickets:
             "remark": {"value": f"请在{self.fmt(ticket['accept_due_at'])}前接单，点开可接单、办结。"},
         }
         await self._send(worker["openid"], f"ticket:{ticket['id']}:{event_id}:assign:{worker['id']}", text,
-                         self.config.tickets.assign_template_id, data, self.page_url(ticket["id"], worker["id"]))
+                         self.config.tickets.assign_template_id, data, self.page_url(ticket["id"], worker["id"]),
+                         to_worker=(worker, ticket["id"], "assign"))
 
     async def _tell_worker(self, worker: dict[str, Any], ticket: dict[str, Any], event_id: int, text: str,
                            what: str) -> None:
@@ -892,7 +955,8 @@ class Tickets:
         data = {"first": {"value": text}, "keyword1": {"value": str(ticket["id"])},
                 "keyword2": {"value": what}, "remark": {"value": ""}}
         await self._send(worker["openid"], f"ticket:{ticket['id']}:{event_id}:w{worker['id']}", text,
-                         self.config.tickets.escalate_template_id, data, self.page_url(ticket["id"], worker["id"]))
+                         self.config.tickets.escalate_template_id, data, self.page_url(ticket["id"], worker["id"]),
+                         to_worker=(worker, ticket["id"], what))
 
     async def _tell_resident(self, ticket: dict[str, Any], event_id: int, text: str, what: str) -> None:
         data = {"first": {"value": text}, "keyword1": {"value": str(ticket["id"])},

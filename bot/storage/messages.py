@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.db import upsert_insert
 from bot.storage.models import Message
+from bot.storage.residents import record_inbound
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -98,6 +99,18 @@ _PG_STATES_FROM = (
     "${3}::timestamptz[]) AS u(o, s, e, u) ON CONFLICT (openid) DO UPDATE SET state = excluded.state, "
     "expires_at = excluded.expires_at, updated_at = excluded.updated_at"
 )
+#: ``residents.last_inbound_at`` moved forward, never back (two processes' batches may land out of order).
+_INBOUND_UPSERT = (
+    "INSERT INTO residents (openid, last_inbound_at) VALUES (?, ?) ON CONFLICT (openid) DO UPDATE SET "
+    "last_inbound_at = CASE WHEN residents.last_inbound_at IS NULL "
+    "OR residents.last_inbound_at < excluded.last_inbound_at "
+    "THEN excluded.last_inbound_at ELSE residents.last_inbound_at END"
+)
+_PG_INBOUND_FROM = (
+    "INSERT INTO residents (openid, last_inbound_at) SELECT u.o, u.t FROM unnest(${0}::text[], "
+    "${1}::timestamptz[]) AS u(o, t) ON CONFLICT (openid) DO UPDATE SET "
+    "last_inbound_at = GREATEST(residents.last_inbound_at, excluded.last_inbound_at)"
+)
 #: The whole batch as one statement (data-modifying CTEs): one round trip, atomic without BEGIN/COMMIT.
 #: The last branch commits it with ``synchronous_commit`` off for this transaction only (``set_config``
 #: with is_local): the same promise SQLite's ``synchronous=NORMAL`` gives the log there — safe across
@@ -106,11 +119,14 @@ _PG_STATES_FROM = (
 _PG_BATCH = (
     f"WITH c AS ({_pg_messages_insert(1)} RETURNING dedup_key), "
     f"r AS ({_pg_messages_insert(_N + 1)}), "
-    f"s AS ({_PG_STATES_FROM.format(2 * _N + 1, 2 * _N + 2, 2 * _N + 3, 2 * _N + 4)}) "
+    f"s AS ({_PG_STATES_FROM.format(2 * _N + 1, 2 * _N + 2, 2 * _N + 3, 2 * _N + 4)}), "
+    f"i AS ({_PG_INBOUND_FROM.format(2 * _N + 5, 2 * _N + 6)}) "
     "SELECT dedup_key FROM c UNION ALL SELECT NULL WHERE set_config('synchronous_commit', 'off', true) IS NULL"
 )
 #: (openid, state, expires_at, updated_at)
 StateRow = tuple[str, dict[str, Any], datetime, datetime]
+#: (openid, when it last wrote to us): ``residents.last_inbound_at`` (see ``Journal.inbound``)
+InboundRow = tuple[str, datetime]
 
 
 async def upsert_states(conn: AsyncConnection, states: Sequence[StateRow]) -> None:
@@ -176,7 +192,8 @@ Appended = tuple[Table, dict[str, Any]]
 
 
 class BatchWriter:
-    """Writes one batch (claims, log rows, state upserts, appended rows) in one transaction.
+    """Writes one batch (claims, log rows, state upserts, appended rows, last-inbound times) in one
+    transaction.
 
     Returns the claimed keys won. On PostgreSQL this runs on asyncpg directly: one prepared
     ``INSERT … SELECT FROM unnest(arrays)`` per kind keeps the per-row work in asyncpg's C codecs.
@@ -206,19 +223,22 @@ class BatchWriter:
 
     async def write(
         self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow] = (),
-        appended: Sequence[Appended] = (),
+        appended: Sequence[Appended] = (), inbound: Sequence[InboundRow] = (),
     ) -> set[str]:
-        """Claims, log rows, conversation-state upserts and appended rows, all in one transaction."""
+        """Claims, log rows, conversation-state upserts, appended rows and last-inbound times, all in
+        one transaction. ``inbound`` holds one row per openid (sorted by the caller, so two processes
+        upserting the same residents lock them in the same order)."""
         if self._executor is not None:
-            return await self._write_sqlite_batch(claims, rows, states, appended)
+            return await self._write_sqlite_batch(claims, rows, states, appended, inbound)
         if self._engine.dialect.name == "postgresql" and self._engine.dialect.driver == "asyncpg":
-            return await self._write_asyncpg(claims, rows, states, appended)
+            return await self._write_asyncpg(claims, rows, states, appended, inbound)
         async with self._engine.begin() as conn:
             won = await insert_claims(conn, claims)
             await insert_rows(conn, rows)
             await upsert_states(conn, states)
             for table, row in appended:
                 await conn.execute(table.insert(), [row])
+            await record_inbound(conn, inbound)
         return won
 
     def _spec(self, table: Table, row: dict[str, Any]) -> _Appendable:
@@ -237,7 +257,7 @@ class BatchWriter:
 
     async def _write_asyncpg(
         self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow],
-        appended: Sequence[Appended],
+        appended: Sequence[Appended], inbound: Sequence[InboundRow],
     ) -> set[str]:
         """The batch as one statement of column arrays (``INSERT … SELECT FROM unnest``), whatever its size.
 
@@ -245,11 +265,11 @@ class BatchWriter:
         every parameter in Python on the event loop; column arrays keep that work in asyncpg's C codecs.
         Claims, log rows and states share one statement (CTEs), so a batch costs one round trip
         instead of five (BEGIN, three statements, COMMIT); appended rows, when there are any, join it
-        in a transaction.
+        in a transaction. Last-inbound times are one more CTE (empty arrays in most batches).
         """
         args = [*_pg_columns(claims), *_pg_columns(rows), [s[0] for s in states],
                 [json.dumps(s[1], ensure_ascii=False) for s in states], [s[2] for s in states],
-                [s[3] for s in states]]
+                [s[3] for s in states], [o for o, _ in inbound], [t for _, t in inbound]]
         async with self._engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             if not appended:
@@ -264,13 +284,15 @@ class BatchWriter:
 
     async def _write_sqlite_batch(
         self, claims: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], states: Sequence[StateRow],
-        appended: Sequence[Appended],
+        appended: Sequence[Appended], inbound: Sequence[InboundRow],
     ) -> set[str]:
         flat_claims = [tuple(_sqlite_value(c, r.get(c)) for c in COLUMNS) for r in claims]
         flat_rows = [tuple(_sqlite_value(c, r.get(c)) for c in COLUMNS) for r in rows]
         flat_states = [(o, json.dumps(st, ensure_ascii=False), _sqlite_value("created_at", e),
                         _sqlite_value("created_at", u)) for o, st, e, u in states]
         extra = [(spec.sqlite_sql, [spec.sqlite_row(r) for r in group]) for spec, group in self._grouped(appended)]
+        if inbound:
+            extra.append((_INBOUND_UPSERT, [(o, _sqlite_value("created_at", t)) for o, t in inbound]))
         args = (flat_claims, flat_rows, flat_states, extra)
         try:
             won = self._write_sqlite(*args, wait=False)

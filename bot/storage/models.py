@@ -56,6 +56,10 @@ class Resident(Base):
     subscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last message, menu click, follow or scan (what opens WeChat's 48-hour customer-service
+    # window), up to ``Journal.INBOUND_EVERY`` behind: the journal writes it in its group commit
+    # (migration 0008). A row is created for any openid that writes, workers included.
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
 

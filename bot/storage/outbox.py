@@ -12,6 +12,11 @@ Template receipts (TEMPLATESENDJOBFINISH) saying "failed: system failed" put a `
 :msgid`` makes a duplicate receipt a no-op, and the re-send gets a new msgid, so a late receipt of the
 old one matches nothing. A receipt that beats the sender's commit is caught by the sender instead
 (:func:`resend_if_receipt_came_first`).
+
+A customer-service row may carry a template message to send instead when WeChat refuses it with
+45015 (the recipient has not written to the account for 48 hours): ``payload["fallback"]``. The
+sender queues it as a row of its own, keyed :func:`fallback_key`, in the transaction that records the
+refusal (:func:`insert_new`): one template however often the refusal is recorded.
 """
 
 from __future__ import annotations
@@ -24,12 +29,32 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import as_utc
+from bot.storage.db import upsert_insert
 from bot.storage.models import OutboxAttempt, OutboxMessage, TemplateReceipt
 
 T = OutboxMessage.__table__
 ATTEMPTS = OutboxAttempt.__table__
 RECEIPTS = TemplateReceipt.__table__
 SYSTEM_FAILED = "failed:systemfailed"  # a receipt status with spaces removed, lower case
+#: Payload key of a customer-service row: the template payload to queue if WeChat answers 45015.
+FALLBACK = "fallback"
+OUTSIDE_WINDOW = 45015
+
+
+def fallback_key(key: str) -> str:
+    """The idempotency key of the template that stands in for the customer-service row ``key``."""
+    return f"{key}:template"
+
+
+async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Queue rows (idempotency_key, kind, payload, openid, source, optionally next_attempt_at); keys
+    already present are skipped. Returns how many were new."""
+    if not rows:
+        return 0
+    full = [{"openid": None, "source": None, "status": "pending", "attempts": 0, "next_attempt_at": now,
+             "created_at": now, **row} for row in rows]
+    stmt = upsert_insert(conn, T).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(T.c.id)
+    return len((await conn.execute(stmt, full)).all())
 
 
 def _lease_free(table: Any, now: datetime) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import as_utc
 from bot.storage.db import upsert_insert
 from bot.storage.models import Resident, TemplateReceipt
 
@@ -54,3 +56,21 @@ async def add_receipt(conn: AsyncConnection, msgid: str, openid: str, status: st
 async def mark_unsubscribed_by_error(conn: AsyncConnection, openid: str, now: datetime) -> None:
     """WeChat said 43004 (not following): remember it so nobody keeps sending."""
     await conn.execute(update(R).where(R.c.openid == openid).values(subscribed=False, unsubscribed_at=now))
+
+
+async def record_inbound(conn: AsyncConnection, rows: Sequence[tuple[str, datetime]]) -> None:
+    """``last_inbound_at`` per openid, moved forward only (creating the row for an openid never seen).
+
+    The portable form of what ``BatchWriter`` does in its own SQL on SQLite and asyncpg."""
+    if not rows:
+        return
+    ins = upsert_insert(conn, R)
+    newer = ins.excluded.last_inbound_at
+    keep = case((or_(R.c.last_inbound_at.is_(None), R.c.last_inbound_at < newer), newer), else_=R.c.last_inbound_at)
+    stmt = ins.on_conflict_do_update(index_elements=["openid"], set_={"last_inbound_at": keep})
+    await conn.execute(stmt, [{"openid": o, "last_inbound_at": t} for o, t in rows])
+
+
+async def last_inbound(conn: AsyncConnection, openid: str) -> datetime | None:
+    """When ``openid`` last wrote to us as far as recorded (None: unknown)."""
+    return as_utc((await conn.execute(select(R.c.last_inbound_at).where(R.c.openid == openid))).scalar_one_or_none())

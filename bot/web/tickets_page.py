@@ -125,7 +125,7 @@ async def _trail(tickets: Tickets, ticket: dict[str, Any]) -> str:
         note = f"：{ev['note']}" if ev["note"] else ""
         sent = delivery.get(ev["id"])
         if sent is not None and sent["status"] in DELIVERY:
-            note += DELIVERY[sent["status"]].format(why=why_undelivered(sent["errcode"]))
+            note += DELIVERY[sent["status"]].format(why=why_undelivered(sent["errcode"], ev["action"] == "relay"))
         cls = ' class="undelivered"' if sent is not None and sent["status"] == "failed" else ""
         out.append(f"<li{cls}>{_e(tickets.fmt(ev['at']))} {_e(actor)} {_e(verb)}{_e(note)}</li>")
     return "".join(out)

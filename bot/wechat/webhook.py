@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, Sequence
 
 from aiohttp import web
@@ -44,6 +45,9 @@ from bot.wechat.codec import (
 log = logging.getLogger(__name__)
 
 SORRY = "抱歉，系统正忙，请稍后再试。如有急事请拨打社区电话。"
+#: What opens WeChat's 48-hour customer-service window: a message of any type, a menu click, a follow,
+#: a scan. Not an unsubscribe, a menu link (view), the periodic location report or a template receipt.
+OPENS_WINDOW = frozenset({"text", "voice", "image", "video", "location", "link", "subscribe", "scan", "click"})
 
 
 _PROCESS_TAG = f"{os.getpid() & 0xFFFF:04x}{secrets.randbits(16):04x}"
@@ -59,6 +63,8 @@ class JournalPort(Protocol):
     async def claim(self, row: dict[str, Any]) -> bool: ...
 
     def record(self, row: dict[str, Any]) -> None: ...
+
+    def inbound(self, openid: str, at: datetime) -> None: ...
 
     async def find_reply(self, dedup_key: str) -> tuple[list[Any] | None, str | None] | None: ...
 
@@ -224,9 +230,12 @@ class Gateway:
             return await self._await_known(known, started)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._remember(key, future)
+        if event.kind in OPENS_WINDOW:  # on the app's clock, like every "now" the dialogue reads
+            self._journal.inbound(event.openid, datetime.fromtimestamp(self._clock(), timezone.utc))
+        row = self._inbound_row(event, rid)
         try:
             async with asyncio.timeout(min(self._remaining(started), 1.5)):
-                first = await self._journal.claim(self._inbound_row(event, rid))
+                first = await self._journal.claim(row)
         except Exception:  # noqa: BLE001 - database trouble must not cost the resident an answer
             log.warning("webhook: dedup claim unavailable, answering with in-process dedup only")
             first = True
