@@ -103,6 +103,21 @@ def test_intents_reload_and_last_good(tree: tuple[Path, Path, Path]) -> None:
     assert holder.problems == [] and holder.current.normalize("整起") == "办"
 
 
+def test_a_section_declared_twice_is_logged_with_file_line_and_section(
+        tree: tuple[Path, Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    _, intents, _ = tree
+    holder = KnowledgeHolder(*tree)
+    text = INTENTS + '\n[dialect]\n"整起" = "办"\n'
+    rewrite(intents / "base.toml", text)
+    with caplog.at_level(logging.WARNING, logger="bot.understanding"):
+        holder.reload_if_changed()
+    second = len(text.splitlines()) - 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(f"base.toml:{second}: [dialect] 小节 [dialect] 写了两次" in m for m in logged), logged
+    assert any("keeping the last good version" in m for m in logged), logged
+    assert holder.current.normalize("屋头") == "家里" and holder.current.normalize("整起") == "整起"
+
+
 async def test_watch_polls_in_the_background(tree: tuple[Path, Path, Path]) -> None:
     faq, _, _ = tree
     holder = KnowledgeHolder(*tree)

@@ -92,6 +92,35 @@ def test_toml_syntax_error_has_its_line(tmp_path: Path) -> None:
     assert "语法错误" in problem.message
 
 
+def test_an_intents_section_declared_twice_names_both_lines(tmp_path: Path) -> None:
+    """Appending a second [dialect] under the first refuses the file: say which section, where."""
+    from tests.test_understanding_helpers import INTENTS
+    intents = INTENTS + '\n[dialect]\n"整起" = "办"\n'
+    problem = only(problems_for(tmp_path, DIBAO, intents=intents))
+    assert problem.file.endswith("base.toml") and problem.field == "dialect"
+    assert problem.line == len(intents.splitlines()) - 1  # the second [dialect], not the first
+    first = line_of(intents, "[dialect]")
+    assert first < problem.line
+    assert f"[dialect] 写了两次：第 {first} 行已经有 [dialect]" in problem.message
+    assert "Cannot declare" not in problem.message  # the parser's words, not the admin's
+
+
+def test_a_faq_section_declared_twice_is_reported_the_same_way(tmp_path: Path) -> None:
+    text = DIBAO + '\n[where]\nplace = "社区办公室"\nhours = "全天"\n'
+    problem = only(problems_for(tmp_path, text))
+    assert problem.file.endswith("civil.dibao.toml") and problem.field == "where"
+    assert problem.line == len(text.splitlines()) - 2
+    assert f"第 {line_of(DIBAO, '[where]')} 行已经有 [where]" in problem.message
+
+
+def test_a_key_written_twice_in_one_section_names_both_lines(tmp_path: Path) -> None:
+    from tests.test_understanding_helpers import INTENTS
+    intents = INTENTS.replace('"好久" = "多久"', '"好久" = "多久"\n"屋头" = "家"')
+    problem = only(problems_for(tmp_path, DIBAO, intents=intents))
+    assert (problem.line, problem.field) == (line_of(intents, '"屋头" = "家"'), "dialect.屋头")
+    assert f"第 {line_of(intents, '屋头')} 行已经有" in problem.message
+
+
 def test_bad_encoding_is_reported_with_line(tmp_path: Path) -> None:
     problem = only(problems_for(tmp_path, DIBAO.encode("gbk")))
     assert "UTF-8" in problem.message and problem.line == line_of(DIBAO, "# 最低生活保障申请")

@@ -10,6 +10,7 @@ nearest enclosing table or to no line at all, never to a wrong guess beyond that
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from bot.understanding.model import Problem
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*(\]\]?)\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_\-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*=""")
 _SYNTAX_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_DECLARED_TWICE = re.compile(r"^Cannot declare (\(.*\)) twice$")
 
 #: A path inside the document: table/key names and, for arrays of tables, 0-based indexes.
 Path_ = tuple[str | int, ...]
@@ -52,6 +54,8 @@ class TomlLocator:
     text: str
     _keys: dict[Path_, _Span] = field(default_factory=dict)
     _tables: dict[Path_, int] = field(default_factory=dict)
+    _headers: dict[tuple[str, ...], list[tuple[int, str]]] = field(default_factory=dict)  # names -> (line, [ or [[)
+    _key_lines: dict[Path_, list[int]] = field(default_factory=dict)  # every definition, repeats too
 
     def __post_init__(self) -> None:
         self._scan()
@@ -73,6 +77,7 @@ class TomlLocator:
                 self._close(last_key, number)
                 last_key = None
                 names = _split_dotted(header.group(2))
+                self._headers.setdefault(names, []).append((number, header.group(1)))
                 if header.group(1) == "[[":
                     index = array_counts.get(names, 0)
                     array_counts[names] = index + 1
@@ -87,6 +92,7 @@ class TomlLocator:
                 self._close(last_key, number)
                 last_key = (*table, *_split_dotted(key.group(1)))
                 self._keys.setdefault(last_key, _Span(number, len(lines) + 1))
+                self._key_lines.setdefault(last_key, []).append(number)
                 rest = line[key.end():]
                 for quote in ('"""', "'''"):
                     if rest.count(quote) % 2 == 1:
@@ -116,6 +122,18 @@ class TomlLocator:
                 return self._keys[prefix].start
             if prefix in self._tables:
                 return self._tables[prefix]
+        return None
+
+    def declared_before(self, names: tuple[str, ...], line: int) -> tuple[int, str] | None:
+        """The last header naming the table ``names`` above ``line``: its line and ``[`` or ``[[``."""
+        earlier = [found for found in self._headers.get(names, []) if found[0] < line]
+        return earlier[-1] if earlier else None
+
+    def repeated_key(self, line: int) -> tuple[Path_, int] | None:
+        """The key defined on ``line`` and the line where the same table defined it before, if so."""
+        for path, numbers in self._key_lines.items():
+            if line in numbers and numbers[0] < line:
+                return path, max(n for n in numbers if n < line)
         return None
 
     def line_of_value(self, path: Path_, needle: str) -> int | None:
@@ -185,5 +203,41 @@ def parse_toml_bytes(raw: bytes, name: str) -> TomlDocument | Problem:
         found = _SYNTAX_AT.search(str(exc))
         line = int(found.group(1)) if found else getattr(exc, "lineno", None)
         message = _SYNTAX_AT.sub("", str(exc)).strip()
-        return Problem(name, line, None, f"TOML 语法错误: {message}")
+        return _declared_twice(name, text, line, message) or Problem(name, line, None, f"TOML 语法错误: {message}")
     return TomlDocument(name, text, data, TomlLocator(text))
+
+
+def _declared_twice(name: str, text: str, line: int | None, message: str) -> Problem | None:
+    """tomllib's "Cannot declare ('synonyms',) twice" / "Cannot overwrite a value" in admins' words.
+
+    Why: the likeliest slip when appending to a file is pasting a second ``[synonyms]`` header, or a
+    word that is already there, under the existing ones. The parser refuses the whole file (the
+    service keeps its last good version), so the message must say which section or key is repeated,
+    and where the first one is, to be fixable without asking anyone."""
+    if line is None:
+        return None
+    locator = TomlLocator(text)
+    declared = _DECLARED_TWICE.match(message)
+    if declared:
+        try:
+            names = tuple(str(part) for part in ast.literal_eval(declared.group(1)))
+        except (ValueError, SyntaxError):
+            return None
+        section = dotted(names)
+        before = locator.declared_before(names, line)
+        if before is None:  # an inline table or dotted keys defined it (a = {…}, a.b = …)
+            return Problem(name, line, section, f"小节 [{section}] 在前面已经定义过（可能是 {section} = {{…}} "
+                                                f"或 {section}.… = … 的写法）；同一个小节只能定义一次，请合并到一处")
+        first, bracket = before
+        if bracket == "[[":  # [materials] after [[materials]]
+            return Problem(name, line, section, f"[{section}] 与第 {first} 行的 [[{section}]] 同名；"
+                                                f"一组同名小节每个都要写成 [[{section}]]")
+        return Problem(name, line, section, f"小节 [{section}] 写了两次：第 {first} 行已经有 [{section}]；同一个文件里"
+                                            f"一个小节只能写一次，请把这一行下面的内容移到第 {first} 行的小节里，再删掉这一行")
+    if message == "Cannot overwrite a value":
+        repeated = locator.repeated_key(line)
+        if repeated is not None:
+            path, first = repeated
+            return Problem(name, line, dotted(path), f"“{path[-1]}” 在同一个小节里写了两次（第 {first} 行已经有）；"
+                                                     f"请删掉其中一行")
+    return None
