@@ -21,7 +21,7 @@ DEV = ROOT / "tests" / "data" / "dev.tsv"
 ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
-ACCURACY_FLOOR = 0.945  # dev is at 95.7 % today (1,725 lines, round 5)
+ACCURACY_FLOOR = 0.955  # dev is at 96.6 % today (2,193 lines, round 6)
 #: The 5-fold self-check over the FAQ questions: 93.8 % today (89.9 % at the start of round 5).
 KFOLD_FLOOR = 0.93
 

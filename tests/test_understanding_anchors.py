@@ -7,10 +7,11 @@ tests/test_understanding_helpers.py) so each test fails for the reason it names.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from bot.understanding.loader import check_directories, load_knowledge
-from tests.test_understanding_helpers import INTENTS, ITEMS, item_toml, write_tree
+from tests.test_understanding_helpers import INTENTS, ITEMS, PYTHON, ROOT, item_toml, line_of, write_tree
 
 #: A question that shares 家里 / 困难 / 补贴 with the dibao item's questions but names nothing of it.
 UNANCHORED = "家里困难有啥补贴"
@@ -61,3 +62,51 @@ def test_cues_must_name_known_items_and_hold_words(tmp_path: Path) -> None:
     problems, _, _ = check_directories(faq, intents_dir, catalog)
     assert [p.field for p in problems] == ["cues.civil.nothing"] and "civil.nothing" in problems[0].message
 
+
+
+# -- cues that anchor nothing: a warning of ``faq check`` ------------------------------------------
+
+def _tree_with_generic_piece(tmp_path: Path, cues: str) -> tuple[Path, Path, Path]:
+    """The tiny tree plus nine items whose names all hold 补贴: the piece is then in more items than
+    ``anchor_max_items`` (8) and anchors none of them."""
+    from tests.test_understanding_helpers import CATALOG
+    items = dict(ITEMS)
+    catalog = CATALOG
+    for number in range(1, 10):
+        ident = f"civil.subsidy-{number}"
+        name = f"第{number}类生活补贴申领"
+        items[ident] = item_toml(ident, name, "民政", [f"{number}类补贴"], [f"第{number}类补贴咋个领"])
+        catalog += f"{ident}\t民政\t{name}\t{number}类补贴\n"
+    return write_tree(tmp_path, items=items, intents=INTENTS + cues, catalog=catalog)
+
+
+def test_the_matcher_tells_which_cue_words_anchor_nothing(tmp_path: Path) -> None:
+    faq, intents_dir, catalog = _tree_with_generic_piece(
+        tmp_path, '\n[cues]\n"civil.dibao" = ["兜底", "补贴", "丢了"]\n')
+    knowledge, holder = load_knowledge(faq, intents_dir, catalog)
+    assert not holder.problems, holder.problems
+    matcher = knowledge.matcher
+    assert matcher.cue_sharing("civil.dibao", "兜底") is None
+    assert matcher.cue_sharing("civil.dibao", "补贴") == (10, ("补贴",))  # nine names and this cue
+    assert matcher.cue_sharing("civil.dibao", "丢了") == (0, ("丢",))     # 了 is a stop word
+    # what the warning is about: the word really anchors nothing, the specific one does
+    assert not matcher.anchored(knowledge.normalize("补贴"), ["civil.dibao"])
+    assert matcher.anchored(knowledge.normalize("兜底"), ["civil.dibao"])
+
+
+def test_faq_check_warns_of_a_cue_that_anchors_nothing_and_still_passes(tmp_path: Path) -> None:
+    cues = '\n[cues]\n"civil.dibao" = [\n  "兜底",\n  "补贴",\n]\n'
+    faq, intents_dir, catalog = _tree_with_generic_piece(tmp_path, cues)
+    text = (intents_dir / "base.toml").read_text(encoding="utf-8")
+    problems, warnings, _ = check_directories(faq, intents_dir, catalog)
+    assert problems == []
+    assert len(warnings) == 1, warnings
+    line = line_of(text, '"补贴"')
+    assert f"base.toml:{line}: [cues.civil.dibao] " in warnings[0]  # the line of the word, not of [cues]
+    assert "“补贴” 太笼统" in warnings[0] and "10 个事项" in warnings[0]
+    result = subprocess.run(
+        [str(PYTHON), "-m", "bot", "faq", "check", "--faq-dir", str(faq), "--intents-dir", str(intents_dir),
+         "--catalog", str(catalog)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: " in result.stderr and "[cues.civil.dibao]" in result.stderr and "补贴" in result.stderr
+    assert "13 faq file(s) valid, 1 warning(s)" in result.stdout

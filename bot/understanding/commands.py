@@ -50,7 +50,8 @@ def _add_dirs(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Print every problem as ``file:line: [field] message``; exit 1 if there is any."""
+    """Print every problem as ``file:line: [field] message``; exit 1 if there is any. Warnings
+    (``warning: …`` on stderr) never change the exit code."""
     problems, warnings, count = check_directories(args.faq_dir, args.intents_dir, args.catalog)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -59,7 +60,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {args.faq_dir} / {args.intents_dir}", file=sys.stderr)
         return 1
-    print(f"ok: {count} faq file(s) valid")
+    print(f"ok: {count} faq file(s) valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
     return 0
 
 

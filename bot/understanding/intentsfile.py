@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from bot.understanding.faqfile import Field, check_table
 from bot.understanding.model import ASPECTS, Problem
@@ -286,3 +286,36 @@ def unknown_ambiguous_ids(fragment: IntentFragment, known: set[str]) -> list[Pro
         [fragment.doc.problem(("contrast", family, ident), f"事项 id “{ident}” 没有对应的 faq 文件", needle=ident)
          for family, members in fragment.contrast.items() for ident in members
          if ident not in known and ident != "out_of_scope"]
+
+
+#: What the matcher says of a cue word: ``None`` when it anchors its item, else (how many items share
+#: its least shared piece, its core segments); see :meth:`~bot.understanding.matcher.Matcher.cue_sharing`.
+CueSharing = Callable[[str, str], "tuple[int, tuple[str, ...]] | None"]
+
+
+def unanchoring_cues(fragment: IntentFragment, sharing: CueSharing, limit: int) -> list[Problem]:
+    """Warnings for ``[cues]`` words that anchor nothing, located where they are written.
+
+    Why a warning and not an error: the file is valid and the word harms nothing, but an admin who
+    adds it sees no effect and cannot tell why (a piece like 申领 is in a dozen items' names)."""
+    warnings: list[Problem] = []
+    for ident, words in fragment.cues.items():
+        for word in words:
+            found = sharing(ident, word)
+            if found is None:
+                continue
+            shared, pieces = found
+            if shared:
+                why = (f"太笼统，认不出是哪个事项：它最少见的两字片段也有 {shared} 个事项共用（超过 {limit} 个就不算数）；"
+                       f"请换成这个事项特有的说法")
+            elif len(word) == 1:
+                why = "只有一个字，单字认不出事项；请写成至少两个字的说法"
+            elif pieces:
+                dropped = "".join(ch for ch in word if ch not in "".join(pieces))
+                why = (f"匹配时去掉 “{dropped}”（停用词或数字）后只剩单字（{'、'.join(pieces)}），单字认不出事项；"
+                       f"请写成至少两个字、不含停用词的说法")
+            else:
+                why = "全是停用词，认不出事项"
+            message = f"提示词 “{word}” {why}。问句里有它，也不会因此认到这个事项"
+            warnings.append(fragment.doc.problem(("cues", ident), message, needle=f'"{word}"'))
+    return warnings

@@ -18,7 +18,8 @@ from typing import Callable, Generic, Mapping, TypeVar
 
 from bot.understanding.catalog import CatalogEntry, default_catalog_path, load_catalog
 from bot.understanding.faqfile import LoadedItem, check_catalog, duplicate_aliases, load_item_file
-from bot.understanding.intentsfile import IntentFragment, conflicts, load_fragment_file, merge, unknown_ambiguous_ids
+from bot.understanding.intentsfile import (IntentFragment, conflicts, load_fragment_file, merge, unanchoring_cues,
+                                           unknown_ambiguous_ids)
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.matcher import MatcherSettings
 from bot.understanding.model import Problem
@@ -194,7 +195,11 @@ def read_catalog(faq_dir: Path, catalog: Path | str | None) -> tuple[Mapping[str
 
 def check_directories(faq_dir: Path, intents_dir: Path, catalog: Path | str | None
                       ) -> tuple[list[Problem], list[str], int]:
-    """Validate everything once (for ``faq check``): problems, warnings, number of item files."""
+    """Validate everything once (for ``faq check``): problems, warnings, number of item files.
+
+    Warnings do not make the files invalid: the catalogue missing, and ``[cues]`` words that anchor
+    nothing (as ``file:line: [field] message``), which only the index built from the valid files
+    can tell."""
     holder_catalog, warning = read_catalog(faq_dir, catalog)
     warnings = [warning] if warning else []
     if not faq_dir.is_dir():
@@ -214,6 +219,11 @@ def check_directories(faq_dir: Path, intents_dir: Path, catalog: Path | str | No
     known = {path.stem for path in faq.records}  # a broken file is reported on its own, not again here
     for fragment in intents.served():
         problems += unknown_ambiguous_ids(fragment, known)
+    knowledge = Knowledge.build([loaded.item for loaded in faq.served()], merge(intents.served()))
+    limit = knowledge.matcher.settings.anchor_max_items
+    located = [w for fragment in intents.served()
+               for w in unanchoring_cues(fragment, knowledge.matcher.cue_sharing, limit)]
+    warnings += [str(w) for w in sorted(located, key=_problem_order)]
     return sorted(problems, key=_problem_order), warnings, len(faq.records)
 
 

@@ -25,11 +25,12 @@ How, and why this way:
   question falls back.
 * **Decision.** ``fallback`` below a calibrated score, on too little specific evidence, or on an
   out-of-scope topic (``[out_of_scope]`` in intents/) that the best item does not itself speak of
-  (below a confident score); ``clarify`` when the question names two items joined by 和/或者, when
-  two of its clauses ask for two items ("我想办低保，还要开个证明"), when it uses a generic word that
+  (below a confident score); ``clarify`` when the question lists two things naming different items,
+  even by a part of their names ("养老和医保都想转回来", "身份证社保卡都丢了"), when two of its clauses
+  ask for two items ("我想办低保，还要开个证明", "在工地摔伤了，工资也不给"), when it uses a generic word that
   names several items (``[ambiguous]``) and nothing else tells them apart, when it is an open
   question ("有啥子补贴") that two named items answer about equally, or when the top two tie; else
-  ``answer``.
+  ``answer`` — the item asked for, not one named only as context ("结婚证已经领了，还想问下居住证咋个办").
 * **Anchors.** Whatever the score, an item is answered or offered only when the question holds an
   anchor of it: a character or folded-pinyin bigram of its name, an alias or a ``[cues]`` word that
   at most ``anchor_max_items`` items share (also across a particle: 离了婚 holds 离婚), or — for a
@@ -37,6 +38,13 @@ How, and why this way:
   Out-of-scope questions ("想找个保姆", "孩子发烧了去哪家医院") always share some words with some
   item's *questions*; they rarely contain a piece of its name, an alias or a cue. Clarifies from
   ``[ambiguous]`` words, two clauses and "A和B" are anchored by construction.
+
+* **Mentioned in passing.** A question about an office itself (社保局几点下班), or one that names an
+  item only as done and then asks about something else (结婚证领好了，婚假有几天) is not about that
+  item (``_about_office``, ``_after_done``); an out-of-scope word counts unless it crosses the item's
+  own word or sits in a clause of mere context, and always when it is what is asked for (``_topics``).
+* **Open questions about a subject.** "退伍军人有啥子待遇" names a subject several items share and
+  nothing of one of them alone: all of them are offered (``_same_subject``).
 
 The matcher is pure: no I/O, no clock, no randomness; the same snapshot always gives the same result.
 """
@@ -48,7 +56,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from rapidfuzz import fuzz, process
 
@@ -100,16 +108,24 @@ class MatcherSettings:
     loose_anchor_score: float = 60.0    # ... when the match scores at least this
     anchored_runner_up: float = 6.0  # an anchored item this close behind an unanchored top is decided on
     open_question_margin: float = 8.0   # an open question (有啥子补贴) is asked back when another named
-                                        # item scores within this of the top
+                                        # item scores within this of the top ...
+    subject_margin: float = 40.0     # ... or holds every anchor the top has in it, within this many points,
+    subject_max_items: int = 3       # when at most this many candidates do
     clause_min: float = 50.0         # a clause alone must answer its item this clearly to count as a
     clause_margin: float = 5.0       # second need (see Matcher._two_needs) ...
     clause_anchor_max_items: int = 3  # ... and hold an anchor this specific (not 登记, 补贴: 去哪里登记
                                       # is the aspect of the first need, not a second one)
+    added_clause_min: float = 35.0   # a clause that adds a matter (也, 还, 顺便) naming its item by a name,
+                                     # alias or generic word needs only this, with any anchor (把医保也上了)
     max_clauses: int = 6
     contrast_window: float = 20.0    # siblings this close to the top are told apart by [contrast] words
+    after_done_min: float = 45.0     # "出生证办好了，接下来医保咋个上": the rest alone must answer this well
     anchor_max_items: int = 8        # an anchor gram shared by more items than this is too generic
                                      # to anchor anything (社区, 孩子); it still scores
 
+
+#: Where a question names items (see ``Matcher._occurrences``): start, end, the items, whether a whole name.
+_Occurrence = tuple[int, int, frozenset[int], bool]
 
 #: The ``[contrast]`` member that stands for lookalikes outside the catalogue.
 OUTSIDE = "out_of_scope"
@@ -270,12 +286,26 @@ class Matcher:
         # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
         self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
         self._owned_topics = self._compile_owned_topics(items, cues or {}, norm or (lambda text: text))
+        # per item, its words (name, aliases, cues), normalised: an out-of-scope word crossing one is an
+        # accident of the characters (领养 in 领养老金)
+        self._out_of_scope_set = frozenset(self._out_of_scope)
+        self._item_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
+                                                  for t in (*item_fields(item)["alias"], *(cues or {}).get(item.id, ())))
+                                      if len(w) >= 2) for item in items]
         self._contrast = self._compile_contrast(contrast or {}, norm or (lambda text: text))
         self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
+        by_sound: dict[str, set[str]] = defaultdict(set)
+        for own in self._alias_cores:
+            for alias in own:
+                by_sound[_pinyin_key(alias)].add(alias)
+        self._names_by_sound = {key: tuple(sorted(names)) for key, names in by_sound.items()}
         generic = {term for term, _ in self._ambiguous}  # 抚恤金 is an alias, yet names two items
         self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
                                 for own in self._alias_cores]
         self._anchors, self._specific_anchors = self._compile_anchors(aliases, cues or {})
+        self._names, self._name_owners = self._compile_names()
+        self._generic_names = frozenset(term for term, _ in self._ambiguous)
+        self._all_specific = frozenset().union(*self._specific_anchors)
         self._question_anchors = self._compile_question_anchors(items)
         self._phrases = [[Phrase(g, sum(self._weights[x] for x in g))
                           for g in (frozenset(grams_of(a)) for a in own) if g] for own in aliases]
@@ -298,6 +328,7 @@ class Matcher:
             for gram in grams:
                 df[gram] += 1
         anchors = [frozenset(g for g in grams if df[g] <= self.settings.anchor_max_items) for grams in own]
+        self._anchor_df: Mapping[str, int] = dict(df)  # for cue_sharing
         # specific: few items' names hold it, and it is no everyday word of their questions either
         # (社区 is in two names but in most questions: "社区能开不" names nothing)
         used: dict[str, int] = defaultdict(int)
@@ -400,21 +431,98 @@ class Matcher:
                 outside |= rivals  # only the lookalike's words: 驾驶证到期换证
         return frozenset(dropped), frozenset(outside)
 
-    def _off_topic(self, compact: str, top: int, joined: str = "") -> bool:
+    def _off_topic(self, normalized: str, top: int, joined: str = "") -> bool:
         """True when the question holds an out-of-scope word, unless the top item uses that word itself
         *and* the rest of the question still holds an anchor of it ("钱包被偷了，社保卡也在里面": 被偷
         is the replacement item's own word and 社保卡 anchors it; "营业执照咋个办" is about the licence
         alone, though the loan item mentions it among its materials). The word is looked for in the
-        question as typed and with its particles out (``joined``: 殡仪馆的电话 holds 殡仪馆电话)."""
+        question as typed and with its particles out (``joined``: 殡仪馆的电话 holds 殡仪馆电话).
+
+        Three refinements (see :meth:`_topics`): a word that runs across an item's word (领养 in
+        领养老金) is no topic; a word in a clause that only tells the situation ("娃娃上小学了，还没有
+        社保卡，咋个申请") does not count when another clause names the top item; and a word that is
+        itself asked for ("营业执照咋个办") counts even when the top item owns it."""
         if self._out_of_scope_re is None:
             return False
-        found = [m.group(0) for text in (compact, joined) if text for m in self._out_of_scope_re.finditer(text)]
+        compact = normalized.replace(" ", "")
+        found, asked = self._topics(normalized, top, joined)
         if not found:
             return False
-        if any(term not in self._owned_topics[top] for term in found):
+        if asked or any(term not in self._owned_topics[top] for term in found):
             return True
         rest = self._out_of_scope_re.sub(" ", compact)
         return not self.anchored(rest, (self.ids[top],))
+
+    def _topics(self, normalized: str, top: int, joined: str = "") -> tuple[list[str], bool]:
+        """The out-of-scope words that count against the top item, and whether one of them is what
+        the question asks for (followed by 怎么办, 在哪里办 …: the word is the request's object).
+
+        Why each filter: the list is scanned as plain substrings, so 领养 (adoption) is found in
+        领养老金 — a word of the item crossing the topic word's edge means the topic word is an
+        accident of the characters. A clause with no question in it ("明天要坐火车", "请保姆照顾") is
+        the resident's situation; when another clause names the top item, the topic word there is not
+        what they ask about (but "公租房楼道灯坏了，找哪个修" keeps 楼道灯: no other clause names the
+        item)."""
+        compact = normalized.replace(" ", "")
+        clauses = self._clause_spans(normalized)
+        found: list[str] = []
+        asked = False
+        for match in self._out_of_scope_re.finditer(compact):
+            start, end = match.span()
+            if self._crosses_item_word(compact, start, end, top):
+                continue
+            clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
+            if (_ASKED_FOR.match(compact[:clause_end], end)
+                    or _ASKING_FOR.search(compact[max(clause_start, start - 4):start])):
+                asked = True
+            elif self._context_only(compact, clauses, start, end, top):
+                continue
+            found.append(match.group(0))
+        if joined:
+            for match in self._out_of_scope_re.finditer(joined):
+                if match.group(0) not in found and not self._crosses_item_word(joined, *match.span(), top) and (
+                        match.group(0) not in compact):
+                    found.append(match.group(0))
+        return found, asked
+
+    @staticmethod
+    def _clause_spans(normalized: str) -> list[tuple[int, int, bool]]:
+        """Clauses as (start, end) in the question without spaces, each with whether it asks something."""
+        spans: list[tuple[int, int, bool]] = []
+        position = 0
+        for part in normalized.split(" "):
+            if part:
+                spans.append((position, position + len(part), bool(_QUESTION.search(part))))
+                position += len(part)
+        return spans
+
+    def _context_only(self, compact: str, clauses: Sequence[tuple[int, int, bool]], start: int, end: int,
+                      top: int) -> bool:
+        """True when the span lies in a clause that asks nothing, another clause asks, and a clause
+        other than that one names the top item: a specific anchor of it, or one of its words (name,
+        alias, cue) of three or more characters whole (社保卡 names it; 社区 does not)."""
+        inside = [c for c in clauses if c[0] <= start and end <= c[1]]
+        if not inside or inside[0][2] or not any(asks for *_, asks in clauses):
+            return False
+        others = " ".join(compact[a:b] for a, b, _ in clauses if (a, b) != inside[0][:2])
+        if anchor_grams(self._core(others), others) & self._specific_anchors[top]:
+            return True
+        joined = others.replace(" ", "")
+        return any(len(word) >= 3 and word in joined for word in self._item_words[top])
+
+    def _crosses_item_word(self, text: str, start: int, end: int, top: int) -> bool:
+        """True when a word of the top item (name, alias or cue) overlaps the out-of-scope word at
+        ``text[start:end]`` without containing it or lying inside it (领养 in 领养老金 crosses 养老金).
+        The out-of-scope word is taken at its longest there (户口迁移, not 户口迁)."""
+        end = max((start + n for n in range(len(text) - start, end - start, -1)
+                   if text[start:start + n] in self._out_of_scope_set), default=end)
+        words = self._item_words[top]
+        longest = max((len(w) for w in words), default=0)
+        for first in range(max(0, start - longest + 1), end):
+            for last in range(max(first + 2, start + 1), min(len(text), first + longest) + 1):
+                if (first < start < last < end or start < first < end < last) and text[first:last] in words:
+                    return True
+        return False
 
     def _compile_question_anchors(self, items: Sequence[ServiceItem]) -> list[frozenset[str]]:
         """Per item, the character bigrams of its questions that no other item's questions use."""
@@ -425,6 +533,24 @@ class Matcher:
                 df[gram] += 1
         limit = self.settings.question_anchor_max_items
         return [frozenset(g for g in grams if df[g] <= limit) for grams in own]
+
+    def cue_sharing(self, ident: str, word: str) -> tuple[int, tuple[str, ...]] | None:
+        """``None`` when the ``[cues]`` word anchors the item; else how many items share its least
+        shared piece (0: no piece of two characters is left once stop words are cut), and the
+        word's core segments (what is left of it for matching).
+
+        Why: a piece shared by more than ``anchor_max_items`` items anchors none of them, so a cue made
+        only of such pieces (申领) silently does nothing; so does one that stop words cut down to
+        single characters (丢了 → 丢). ``faq check`` reports it where the word is written; the
+        matcher only says which words."""
+        index = self._position.get(ident)
+        if index is None:
+            return None
+        segments = self._core(word)
+        grams = {g for g in grams_of(segments) if g[0] != "u"}
+        if grams & self._anchors[index]:
+            return None
+        return min((self._anchor_df.get(g, 0) for g in grams), default=0), segments
 
     def anchored(self, normalized: str, idents: Iterable[str]) -> bool:
         """True when the question holds an anchor (name, alias or cue bigram) of any of the items,
@@ -554,14 +680,22 @@ class Matcher:
         normalized = mask_digit_strings(normalized)
         segments = self._core(normalized)
         joined = "".join(segments)
+        heard = self._heard_name(segments)
+        if heard is not None:  # 滴保咋个申请: the name 低保, typed by ear
+            normalized, segments, joined = normalized.replace(joined, heard), (heard,), heard
         if len(units(joined)) < self.settings.min_units and joined not in self._exact:
             return MatchResult("fallback", None, (), 0.0)  # "1", "啊": too little to go on
+        if self._about_office(normalized):
+            return MatchResult("fallback", None, (), 0.0)  # 社保局几点下班: the office, not an item
         grams = grams_of(segments)
         ranked = self._ranked(segments, None, grams)
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
+        after = self._after_done(normalized, scored)
+        if after is not None:
+            return after
         if (ranked and scored[0][0] < self.settings.out_of_scope_override
-                and self._off_topic(compact, self._position[ranked[0][1]], joined)):
+                and self._off_topic(normalized, self._position[ranked[0][1]], joined)):
             # 驾照到期了咋个换: a topic we do not handle. An alias standing whole does not save the
             # item (公积金能取来交医保吗 holds 交医保, 车子年审 holds 年审); a word it owns does (see
             # _off_topic)
@@ -576,7 +710,7 @@ class Matcher:
         dropped |= outside
         if dropped:  # 医保转回旺苍: the pension transfer reads alike, but 医保 rules it out
             scored = [pair for pair in scored if pair[1] not in dropped]
-        ambiguous = (self._several_named(joined, scored) or self._two_needs(normalized, scored)
+        ambiguous = (self._several_named(normalized, scored, ranked) or self._two_needs(normalized, scored)
                      or self._ambiguity(segments, scored, dropped, compact))
         if ambiguous:
             return ambiguous  # it names items, or uses a listed word for several: anchored either way
@@ -590,9 +724,77 @@ class Matcher:
                 return self._anchored_runner_up(normalized, scored) or MatchResult(
                     "fallback", None, (), result.score)
             if result.action == "answer":
-                return self._open_question(normalized, scored) or result
-            return self._anchored_options(normalized, scored, result)
+                result = self._open_question(normalized, scored) or result
+            else:
+                result = self._anchored_options(normalized, scored, result)
+            return self._still_on_topic(normalized, joined, ranked[0][1], result)
         return result
+
+    def _heard_name(self, segments: tuple[str, ...]) -> str | None:
+        """The name or alias a one-word question sounds exactly like (same toneless syllables) when it
+        is not itself a known text: 滴保 → 低保, 社保咔 → 社保卡. ``None`` otherwise, or when two
+        names sound alike.
+
+        Why: voice and pinyin input put any character of the right sound; a bare name is all the
+        question says, so its pinyin bigram alone carries too little weight to answer (``min_evidence``)
+        although it is exactly the name. Only the whole question, so a stray homophone inside a
+        longer question changes nothing."""
+        if len(segments) != 1 or segments[0] in self._exact or len(segments[0]) < 2:
+            return None
+        names = self._names_by_sound.get(_pinyin_key(segments[0]), ())
+        return names[0] if len(names) == 1 else None
+
+    def _about_office(self, normalized: str) -> bool:
+        """True when the question is about an office itself — its hours, phone, whereabouts — and
+        names no item ("社保局几点下班", "社区晚上几点关门"). Why: the office's name (社保局) holds an
+        item's anchor (社保), so such questions used to be answered with some item of that office."""
+        if not _OFFICE.search(normalized):
+            return False
+        rest = "".join(self._core(_OFFICE.sub(" ", normalized)))
+        return not _OFFICE_TIMES.sub("", rest)
+
+    def _after_done(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """The decision when the top item is only mentioned as done ("结婚证领好了", "医保交了的") and
+        the rest of the question names something else: an item the rest names clearly ("出生证明办好了，
+        接下来医保咋个给他上"), or a fallback when the rest names no item and speaks of something no
+        item's texts know ("结婚证领好了，婚假有几天", "身份证换好了，旧的要不要剪掉"). ``None`` — the
+        usual decision — otherwise: "低保批下来了，啥时候发钱" is still about the top item's money.
+
+        Why the words no item knows decide: a follow-up about the done item itself (发钱, 拿到, 激活) uses
+        the vocabulary of the catalogue; a question that moved on to another service does not."""
+        if not scored:
+            return None
+        clauses = [c for c in normalized.split(" ") if c]
+        done = [c for c in clauses if _ALREADY_DONE.search(c)]
+        rest = " ".join(c for c in clauses if c not in done)
+        top = scored[0][1]
+        segments = self._core(rest)
+        if not done or len(units("".join(segments))) < self.settings.min_units:
+            return None
+        if self.anchored(rest, (top,)) or not self.anchored(" ".join(done), (top,)):
+            return None
+        pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
+        again = [(f.score, ident) for f, ident in self._ranked(segments, pool)]
+        own = next((score for score, ident in again if ident == top), 0.0)
+        named = [(score, ident) for score, ident in again
+                 if ident != top and score >= own + self.settings.clause_margin and self.anchored(rest, (ident,))]
+        result = decide(named, self.settings)
+        if result.action != "fallback" and result.score >= self.settings.after_done_min:
+            return result  # the rest names another item, and reads more like it than like the done one
+        unknown = [g for g in grams_of(segments) if g[0] == "b" and g not in self._weights]
+        moved_on = len(unknown) >= 2 or (self._out_of_scope_re is not None
+                                         and self._out_of_scope_re.search(rest.replace(" ", "")))
+        return MatchResult("fallback", None, (), round(scored[0][0], 2)) if moved_on else None
+
+    def _still_on_topic(self, normalized: str, joined: str, top: str, result: MatchResult) -> MatchResult:
+        """The answer, or a fallback when the answered item is not the one the out-of-scope check
+        looked at (a ``[contrast]`` word set the top aside) and an out-of-scope word counts against it
+        ("儿子结婚请客，要不要去社区报备": the association was checked, the marriage is answered)."""
+        if (result.action != "answer" or result.item == top or result.item is None
+                or result.score >= self.settings.out_of_scope_override
+                or not self._off_topic(normalized, self._position[result.item], joined)):
+            return result
+        return MatchResult("fallback", None, (), result.score)
 
     def _anchored_options(self, normalized: str, scored: list[tuple[float, str]],
                           result: MatchResult) -> MatchResult:
@@ -618,18 +820,76 @@ class Matcher:
         return result if result.action != "fallback" else None
 
     def _open_question(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """Clarify an open question ("有啥子补贴", "能领啥", "有什么政策") when another item it names
-        scores almost as well: the resident asks what there is, and there is more than one answer
-        ("残疾人每个月有什么钱可以领": living subsidy and nursing subsidy both). A specific question
-        ("二级残疾有啥子补贴") leaves one item well ahead and is still answered."""
+        """Clarify an open question ("有啥子补贴", "能领啥", "有什么政策") when there is more than one
+        answer: another item it names scores almost as well ("残疾人每个月有什么钱可以领": living
+        subsidy and nursing subsidy both), or the question names only a subject several items share
+        (see :meth:`_same_subject`: "退伍军人有啥子待遇", "返乡创业有啥子扶持"). A specific question
+        ("二级残疾有啥子补贴") leaves one item well ahead, or holds a word of the top item alone, and
+        is still answered."""
         if not _OPEN_QUESTION.search(normalized.replace(" ", "")):
             return None
         floor = scored[0][0] - self.settings.open_question_margin
         close = [ident for score, ident in scored[: self.settings.max_candidates] if score >= floor]
         options = [ident for ident in close if self.anchored(normalized, (ident,))]
+        # a candidate lacking the top item's words counts only when a [contrast] word marks it (上门照顾，
+        # 政府出钱不: 出钱 is the care subsidy's); else the top item's own word decides (三级残疾，吃低保的)
+        needed = self._top_words(normalized, scored[0][1])[1]
+        marked = self._marked(normalized.replace(" ", ""), scored[0][1])
+        options = [ident for ident in options if needed <= self._anchors[self._position[ident]] or ident in marked]
         if len(options) < 2 or options[0] != scored[0][1]:
-            return None
+            benefit = _BENEFIT.search(normalized.replace(" ", ""))
+            options = self._same_subject(normalized, scored) if benefit else []
+            if len(options) < 2:
+                return None
         return MatchResult("clarify", None, tuple(options), round(scored[0][0], 2))
+
+    def _marked(self, compact: str, sibling: str) -> set[str]:
+        """Items a ``[contrast]`` word in the question marks, in the families ``sibling`` belongs to
+        (not the lookalikes we do not handle)."""
+        keyed = _pinyin_key(compact)
+        return set().union(*(family.marked(compact, keyed) for family in self._contrast
+                             if sibling in family.members)) - {OUTSIDE}
+
+    def _top_words(self, normalized: str, ident: str) -> tuple[list[str], set[str]]:
+        """The item's own words (name, alias, cue) standing whole in the question, none inside another
+        found one, and their character bigrams."""
+        compact = normalized.replace(" ", "")
+        found = [w for w in self._item_words[self._position[ident]] if w in compact]
+        words = [w for w in found if not any(w != other and w in other for other in found)]
+        return words, {"b" + w[i - 1:i + 1] for w in words for i in range(1, len(w))}
+
+    def _same_subject(self, normalized: str, scored: list[tuple[float, str]]) -> list[str]:
+        """The top item and the candidates, within ``subject_margin`` points, that every word of the
+        top item in the question also anchors: the question names a subject (退役军人, 创业, 失业,
+        去世) and nothing of the top item alone, so every item of that subject answers it. A
+        ``[contrast]`` word still sets a candidate aside (当过兵的坐车能免费不: 坐车 is the card's).
+
+        Why words rather than scores: an item's score also counts how much its questions resemble
+        the wording (有啥子待遇 reads like the card's questions), which says nothing about which of
+        the subject's items the resident means; a word of one item only (二级 for the nursing
+        subsidy) does. Whole words of the item (name, alias, cue), not its bigrams: bigrams that
+        cross words in a cue (人去 from 退休工人去世) would make every question look specific."""
+        compact = normalized.replace(" ", "")
+        top = self._position[scored[0][1]]
+        words, needed = self._top_words(normalized, scored[0][1])
+        if not words:
+            return []
+        floor = max(scored[0][0] - self.settings.subject_margin, self.settings.clarify_min)
+        options = [ident for score, ident in scored[: self.settings.max_candidates * 2]
+                   if score >= floor and needed <= self._anchors[self._position[ident]]]
+        if len(options) > self.settings.subject_max_items:
+            return []  # a subject of many items (残疾) is no subject: the usual decision stands
+        ruled_out, _ = self._ruled_out(compact, set(options)) if len(options) > 1 else (frozenset(), None)
+        options = [ident for ident in options if ident not in ruled_out][: self.settings.max_candidates]
+        if len(options) < 2:
+            return []
+        rest = compact
+        for word in words:
+            rest = rest.replace(word, " ")
+        others = set().union(*(self._anchors[self._position[i]] for i in options[1:]))
+        if (anchor_grams(self._core(rest), rest) & self._anchors[top]) - others:
+            return []  # the rest names the top item alone (参保的人过世了: 参保)
+        return options
 
     def _loosely_anchored(self, segments: tuple[str, ...], normalized: str, result: MatchResult) -> bool:
         """A confident match anchored only by a word of the item's own questions that no other item
@@ -641,80 +901,276 @@ class Matcher:
         grams = anchor_grams(segments, normalized)
         return any(grams & self._question_anchors[self._position[i]] for i in result.candidates)
 
-    def _several_named(self, joined: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """Clarify when the question names two items joined by 和/或者/还是 ("五保和低保我该申请哪个").
+    def _compile_names(self) -> tuple[re.Pattern[str] | None, dict[str, frozenset[int]]]:
+        """Whole names a question may list: every item's name and aliases (cores of two or more
+        characters) and the ``[ambiguous]`` words, each with the items it names, as one alternation,
+        longest first (居住证明 before 居住证: the longer name is the one read)."""
+        owners: dict[str, set[int]] = defaultdict(set)
+        for index, own in enumerate(self._alias_cores):
+            for alias in own:
+                owners[alias].add(index)
+        for term, members in self._ambiguous:
+            if len(term) >= 2:
+                owners[term].update(members)
+        if not owners:
+            return None, {}
+        ordered = sorted(owners, key=lambda word: (-len(word), word))
+        return re.compile("|".join(map(re.escape, ordered))), {w: frozenset(v) for w, v in owners.items()}
 
-        A name inside a longer name of another item (低保 in 低保边缘) does not count separately, and
-        a name merely mentioned as context ("我是低保户，…残疾人补贴") is not joined to the other.
-        """
-        named: dict[int, str] = {}
-        for _, ident in scored[: self.settings.max_candidates * 2]:
-            index = self._position[ident]
-            present = [alias for alias in self._alias_cores[index] if alias in joined]
-            if present:
-                named[index] = max(present, key=len)
-        distinct = {i: alias for i, alias in named.items()
-                    if not any(alias != other and alias in other for j, other in named.items() if j != i)}
-        joined_pairs: set[int] = set()
-        for i, a in distinct.items():
-            for j, b in distinct.items():
-                if i != j and _conjoined(joined, a, b):
-                    joined_pairs |= {i, j}  # both sides of "a和b", not only the first
-        if len(joined_pairs) < 2:
+    def _occurrences(self, normalized: str, pool: Sequence[int]) -> list[_Occurrence]:
+        """Where the question names ``pool`` items: (start, end, items, whether a whole name).
+
+        Whole names are those of ``_compile_names``; the rest are anchor bigrams of the items (also in
+        folded pinyin, and across one particle: 离了婚), so a part of a name counts too (养老, 身份证)."""
+        members = set(pool)
+        found: list[_Occurrence] = []
+        if self._names is not None:
+            for match in self._names.finditer(normalized):
+                owners = self._name_owners[match.group(0)] & members
+                if owners:
+                    found.append((match.start(), match.end(), owners, True))
+        keys = [syllable(ch) for ch in normalized]
+        for end in range(1, len(normalized)):
+            if not _NAMING.match(normalized[end]) or not _NAMING.match(normalized[end - 1]):
+                continue  # digits and spaces: 七十多 → 70多 names nothing
+            grams = [(end - 1, "b" + normalized[end - 1] + normalized[end]),
+                     (end - 1, "p" + keys[end - 1] + "|" + keys[end])]
+            if end >= 2 and _NAMING.match(normalized[end - 2]):
+                grams.append((end - 2, "b" + normalized[end - 2] + normalized[end]))
+            for start, gram in grams:
+                owners = frozenset(i for i in pool if gram in self._anchors[i])
+                if owners:
+                    found.append((start, end + 1, owners, False))
+        return found
+
+    def _named_by(self, normalized: str, side: Sequence[_Occurrence], members: set[int]
+                  ) -> frozenset[int]:
+        """The items (among ``members``) one side of a list may name (``side``: its occurrences).
+
+        Its longest whole name, when that is one item's own (居住证明, 失业金), names that item alone.
+        Otherwise — a generic word (医保, 抚恤金) or a part of a name (养老) — the items whose anchors
+        cover most of the side, the items a generic word in it may mean (医保: enrolment or payment;
+        ``[ambiguous]``) and the items a ``[contrast]`` word in it marks (医保 among the transfers);
+        the caller picks the one the whole question favours."""
+        names = [o for o in side if o[3]]
+        if names:
+            first, last, owners, _ = max(names, key=lambda o: (o[1] - o[0], -o[0]))
+            if len(owners) == 1 and normalized[first:last] not in self._generic_names:
+                return owners
+        text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
+        cover: dict[int, set[int]] = defaultdict(set)
+        for first, last, owners, _ in side:
+            for index in owners:
+                cover[index].update(range(first, last))
+        most = max(len(c) for c in cover.values())
+        items = {i for i, c in cover.items() if len(c) == most}
+        for term, term_members in self._ambiguous:
+            if term in text:
+                items.update(term_members)
+        keyed = _pinyin_key(text)
+        for family in self._contrast:
+            items.update(self._position[i] for i in family.marked(text, keyed) if i != OUTSIDE)
+        return frozenset(items & members)
+
+    def _named_in_full(self, normalized: str, side: Sequence[_Occurrence],
+                       strict: bool = False) -> bool:
+        """True when a side of a list holds a whole name (an alias or a generic word), a
+        ``[contrast]`` word (身份证 among the cards) or — unless ``strict`` (names side by side with
+        nothing between: 一分钱进项都没得 is no list) — a specific anchor (生活 of 生活补贴), not only
+        everyday anchor bigrams (个人, 父母)."""
+        if not side:
+            return False
+        if any(o[3] for o in side):
+            return True
+        text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
+        grams = anchor_grams(self._core(text), text)
+        if not strict and any(grams & self._specific_anchors[i] for o in side for i in o[2]):
+            return True
+        keyed = _pinyin_key(text)
+        return any(family.marked(text, keyed) - {OUTSIDE} for family in self._contrast)
+
+    def _several_named(self, normalized: str, scored: list[tuple[float, str]],
+                       ranked: Sequence[tuple[Features, str]] = ()) -> MatchResult | None:
+        """Clarify when the question lists two things that name different items: joined by 和, 跟,
+        或者, 还是 … ("五保和低保我该申请哪个", "医保跟养老保险都在哪里交", "要居住证还是社区开的居住证明"),
+        or side by side and taken together by 都/一起 ("身份证社保卡都在里头").
+
+        Why from the words on either side of the joint rather than whole names only: residents list
+        things by a part of their name (养老和医保, 身份证和残疾证), so each side is read from the names
+        and anchor words touching the joint (see ``_list_sides``, ``_named_by``). The items are those
+        of the whole question before ``[contrast]`` words set any aside (``ranked``): 失业证明跟失业金
+        names the registration, though 失业金 alone would rule it out. A modifier shared by both sides
+        is read with each ("老人的证和补贴" → 老人证, 老人补贴)."""
+        if not any(word in normalized for word in _LIST_WORDS):
             return None
-        options = tuple(ident for _, ident in scored if self._position[ident] in joined_pairs)
-        return MatchResult("clarify", None, options[: self.settings.max_candidates], round(scored[0][0], 2))
+        s = self.settings
+        everyone = [(f.score, ident) for f, ident in ranked] if ranked else scored
+        pool = [self._position[ident] for score, ident in everyone[: s.max_candidates * 2] if score >= s.clarify_min]
+        if len(pool) < 2:
+            return None
+        order = {ident: rank for rank, (_, ident) in enumerate(everyone)}
+        kept = {ident for _, ident in scored}
+        chosen = self._listed(normalized, pool, kept, order)
+        shared = _SHARED_MODIFIER.search(normalized) if chosen is None else None
+        if shared and not any(self._names_something(part) for part in shared.group(2, 4)):
+            # 老人的证和补贴: 证 and 补贴 name nothing alone; 老人证 and 老人补贴 do
+            modifier, first, joiner, second = shared.groups()
+            spread = (normalized[:shared.start()] + modifier + first + joiner + modifier + second
+                      + normalized[shared.end():])
+            chosen = self._listed(spread, pool, kept, order)
+        if chosen is None or len(chosen) < 2:
+            return None
+        options = tuple(ident for _, ident in everyone if ident in chosen)
+        return MatchResult("clarify", None, options[: s.max_candidates], round(everyone[0][0], 2))
+
+    def _listed(self, normalized: str, pool: Sequence[int], kept: set[str], order: Mapping[str, int]
+                ) -> set[str] | None:
+        """The items the question's lists of names name on their two sides; ``None`` when it lists no
+        names at all.
+
+        Each side offers its best candidate by the whole question's score (a [contrast] word still
+        picks between siblings: 交 makes 医保 the payment), and a generic word's other items still in
+        the running (残疾证: new or renewed). The two sides must name *different* items: when one item
+        is the best of both (丧葬费和抚恤金: the insured's death benefits; 骨灰盒和火化的钱: the funeral
+        subsidy) it is one need. A list after 是 tells who the resident is (我是低保户和残疾人), one after
+        带 what to bring (要带身份证和社保卡): neither is a need."""
+        found = self._occurrences(normalized, pool)
+        members = set(pool)
+        chosen: set[str] | None = None
+        for joint in _joints(normalized, found):
+            sides = self._list_sides(normalized, found, joint)
+            if sides is None:
+                continue
+            chosen = chosen if chosen is not None else set()
+            left, right = sides
+            start, end = min(o[0] for o in left), max(o[1] for o in right)
+            clause_start = normalized.rfind(" ", 0, start) + 1
+            if _LISTED_AS_CONTEXT.search(normalized[clause_start:start]):
+                continue  # who the resident is (我是低保户和残疾人), or what to bring (要带身份证和社保卡)
+            named = [self._named_by(normalized, side, members) for side in (left, right)]
+            if not all(named):
+                continue
+            best = [min(items, key=lambda i: (self.ids[i] not in kept, order[self.ids[i]])) for items in named]
+            if best[0] == best[1] or self._said_of_one(normalized, clause_start, start, end, best):
+                continue
+            for side, top in zip((left, right), best):
+                chosen.add(self.ids[top])
+                text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
+                for term, term_members in self._ambiguous:  # 残疾证: the new card or the renewal alike
+                    if top in term_members and term in text:
+                        chosen.update(self.ids[i] for i in term_members if self.ids[i] in kept)
+        return chosen
+
+    def _list_sides(self, normalized: str, found: Sequence[_Occurrence],
+                    joint: tuple[int, int, bool]) -> tuple[list[_Occurrence], ...] | None:
+        """The occurrences naming the two sides of a joint, or ``None`` when it lists no names: a side
+        names nothing, the joint cuts a word (居住|证明), or a side holds only everyday words (个人, 父母;
+        see ``_named_in_full``). The second side may open with a short modifier (还是社区开的|居住证明)."""
+        left_end, right_start, side_by_side = joint
+        left = _touching([o for o in found if o[1] == left_end], found)
+        right = _touching([o for o in found if o[0] == right_start], found)
+        modifier = _MODIFIER.match(normalized, right_start)
+        if modifier and not self._named_in_full(normalized, right, side_by_side):
+            right = _touching([o for o in found if o[0] == modifier.end()], found)
+        if not left or not right or any(o[0] < left_end < o[1] or o[0] < right_start < o[1] for o in found):
+            return None
+        if not all(self._named_in_full(normalized, side, side_by_side) for side in (left, right)):
+            return None
+        return left, right
+
+    def _names_something(self, text: str) -> bool:
+        """True when ``text`` alone holds a whole name, a ``[contrast]`` word or a specific anchor."""
+        if self._names is not None and self._names.search(text):
+            return True
+        if anchor_grams(self._core(text), text) & self._all_specific:
+            return True
+        keyed = _pinyin_key(text)
+        return any(family.marked(text, keyed) - {OUTSIDE} for family in self._contrast)
+
+    def _said_of_one(self, normalized: str, clause_start: int, start: int, end: int, best: Sequence[int]) -> bool:
+        """True when what the clause says of the list (after it, or in a 的 modifier before it) is a
+        specific word of one side's item only: the list is that item's object (职工养老和农村养老能合并不:
+        merging is the transfer; 灵活就业的医保和养老: both are the flexible workers' insurance)."""
+        clause_end = normalized.find(" ", end)
+        before = normalized[clause_start:start]
+        rest = (before if before.endswith("的") else "") + " " + normalized[end: clause_end if clause_end >= 0 else None]
+        held = anchor_grams(self._core(rest), rest)
+        return bool(held & self._specific_anchors[best[0]]) != bool(held & self._specific_anchors[best[1]])
+
+    def _names_item(self, text: str, index: int) -> bool:
+        """True when ``text`` holds a whole name of the item: its name, an alias, or a generic word
+        (``[ambiguous]``) that may mean it (医保 for the enrolment)."""
+        return self._names is not None and any(
+            index in self._name_owners[m.group(0)] for m in self._names.finditer(text))
 
     def _two_needs(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
         """Clarify when two clauses of the question ask for two different items ("我想办低保，还要开个
-        证明", "残疾证到期了，顺便问下护理补贴咋个领").
+        证明", "残疾证到期了，顺便问下护理补贴咋个领", "在工地摔伤了，工资也不给").
 
         Why per clause: scored as a whole, the clause with more words wins and the other need is
-        silently dropped. A clause counts only when it asks or complains about something (办, 领, 咋个,
-        不发 …), so context ("我是低保户，…") does not make a second need, and only when it alone
-        answers one item clearly, with an anchor of that item inside the clause. Only the overall
-        best candidates are scored again, so this costs a few set operations, not a second search."""
-        clauses = _clauses(normalized)
+        silently dropped. A clause counts when it asks or complains about something (办, 领, 咋个, 不发 …;
+        see :func:`_clauses`), so context ("我是低保户，…") does not make a second need, and only when it
+        alone answers one item clearly, with an anchor of that item inside it (see ``_clause_winner``).
+        A clause that only states the matter ("在工地摔伤了") counts too when another adds a second one
+        to it (也, 还, 再). Only the overall best candidates are scored again, and only clauses that
+        hold an anchor of one of them, so this costs a few set operations, not a second search."""
+        clauses = _clauses(normalized)[: self.settings.max_clauses]
         if len(clauses) < 2 or not scored:
             return None
-        s = self.settings
-        pool = [ident for _, ident in scored[: s.max_candidates * 2]]
-        winners: list[str] = []
-        for clause, asks in clauses[: s.max_clauses]:
-            segments = self._core(clause)
-            if len(units("".join(segments))) < s.min_units or not asks:
-                continue
-            ranked = self._ranked(segments, pool)
-            ruled_out: frozenset[str] = frozenset()
-            if self._contrast and len(ranked) > 1:
-                # 社保卡也一起丢了: 丢 rules out the first card within the clause too
-                ruled_out, _ = self._ruled_out(clause.replace(" ", ""), {i for _, i in ranked[:s.max_candidates]})
-                ranked = [pair for pair in ranked if pair[1] not in ruled_out]
-            if not ranked:
-                continue
-            top, ident = ranked[0]
-            runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
-            if (top.score >= s.clause_min and top.score - runner_up >= s.clause_margin
-                    and top.matched >= s.min_evidence):
-                # a specific anchor, or any anchor when the clause holds a generic word of the item
-                # whose other items a [contrast] word ruled out (社保卡也丢了: 社保卡 is in four
-                # items' names, but 丢 leaves the replacement)
-                resolved = ruled_out and any(
-                    term in clause.replace(" ", "") and self._position[ident] in members
-                    and any(self.ids[i] in ruled_out for i in members) for term, members in self._ambiguous)
-                own = self._anchors if resolved else self._specific_anchors
-                held = anchor_grams(segments, clause) & own[self._position[ident]]
-                if ident != scored[0][1]:
-                    # a word the overall best item owns too (备案 for the association and for the
-                    # out-of-town treatment) is the first need's word, not a second need
-                    held -= self._anchors[self._position[scored[0][1]]]
-                if held:
-                    winners.append(ident)
-        distinct = set(winners)
-        if len(distinct) < 2 or scored[0][1] not in distinct:
+        pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
+        best = scored[0][1]
+        asked = [(clause, self._clause_winner(clause, pool, best)) for clause in clauses if clause.asks]
+        winners = [ident for _, ident in asked if ident]
+        if not winners:
             return None
-        options = tuple(ident for _, ident in scored if ident in distinct)[: s.max_candidates]
+        if any(clause.adds for clause, ident in asked if ident):
+            # "在工地摔伤了，工资也不给": the matter the other clause adds a second one to
+            winners.extend(ident for ident in (self._clause_winner(clause, pool, best) for clause in clauses
+                                               if not clause.asks and not clause.context) if ident)
+        distinct = set(winners)
+        if len(distinct) < 2 or best not in distinct:
+            return None
+        options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
         return MatchResult("clarify", None, options, round(scored[0][0], 2))
+
+    def _clause_winner(self, clause: _Clause, pool: Sequence[str], best: str) -> str | None:
+        """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead),
+        holding a *specific* anchor of it that the overall best item lacks (备案 belongs to the
+        association and to the out-of-town treatment: the first need's word, not a second need);
+        ``None`` when there is none.
+
+        Two exceptions take any anchor: a generic word whose other items a [contrast] word in the
+        clause rules out (社保卡也丢了: 社保卡 is in four items' names, but 丢 leaves the replacement),
+        and a clause that adds a matter by naming its item (把医保也上了: 医保 is a generic word of
+        the enrolment), which also needs only ``added_clause_min``: such clauses are short."""
+        s = self.settings
+        segments = self._core(clause.text)
+        if len(units("".join(segments))) < s.min_units:
+            return None
+        grams = anchor_grams(segments, clause.text)
+        if not any(grams & self._anchors[self._position[ident]] for ident in pool):
+            return None  # names none of the candidates: not worth scoring
+        ranked = self._ranked(segments, pool)
+        ruled_out: frozenset[str] = frozenset()
+        if self._contrast and len(ranked) > 1:
+            ruled_out, _ = self._ruled_out(clause.text.replace(" ", ""), {i for _, i in ranked[:s.max_candidates]})
+            ranked = [pair for pair in ranked if pair[1] not in ruled_out]
+        if not ranked:
+            return None
+        top, ident = ranked[0]
+        index = self._position[ident]
+        runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
+        named = clause.adds and self._names_item(clause.text, index)
+        if (top.score < (s.added_clause_min if named else s.clause_min) or top.score - runner_up < s.clause_margin
+                or top.matched < s.min_evidence):
+            return None
+        resolved = ruled_out and any(
+            term in clause.text and index in members and any(self.ids[i] in ruled_out for i in members)
+            for term, members in self._ambiguous)
+        held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
+        if ident != best:
+            held -= self._anchors[self._position[best]]
+        return ident if held else None
 
     def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
                    dropped: frozenset[str] = frozenset(), compact: str = "") -> MatchResult | None:
@@ -872,12 +1328,23 @@ def _remove_loosely(text: str, term: str, slack: int = 2) -> str | None:
     return None
 
 
-_CONJUNCTIONS = ("和", "或", "还是", "跟", "与", "及")
-
-#: Where a second need starts: punctuation (a space once normalised) and the words that add one.
-_CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|也想|又想|再问|和|跟|与|或者|还是)")
+#: Where a second need starts: punctuation (a space once normalised) and the words that add one — also a
+#: bare 还 or 再 before a verb ("老板还欠着工资", "再去学个技术"), but not 还 meaning "still" (还能, 还有没得,
+#: "还发本本不": a 还 … 不 question).
+_CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|再问|和|跟|与|或者|还是|"
+                           r"还(?![能有没是可剩差不在得会行好要想]|[^ ]*(?:不|吗|没|没有|嘛|呢)(?: |$))|"
+                           r"再(?=去|来|办|申请|学|把))")
+#: Verbs of what to bring or prepare: what follows is a list of materials ("要带户口本和身份证吗").
+_BRINGING = re.compile(r"带|准备|提供|复印|拿")
+#: A clause that adds a need to another ("工资也不给", "再去学个技术").
+_ADDING = re.compile(r"也|又|再|顺便|另外|还(?![能有没是可剩差不在得会行好])")
+#: A closing question without an object of its own ("咋办", "怎么弄", "找哪个"): it asks about all the
+#: clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
+_CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
+#: Separators that join two things asked about alike ("身份证和居住证咋个办").
 _JOINING = ("和", "跟", "与", "或者", "还是")
-_ASKING = ("还要", "还想", "也想", "又想", "再问", "顺便")
+#: Separators that open a clause asking for one more thing ("还要开个证明", "顺便问下", "再去学个技术").
+_ASKING = ("还要", "还想", "再问", "顺便", "还", "再")
 #: A clause that asks or complains about something, as opposed to one that only states context.
 _REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
                       r"不给|不发|不管|没结|没发|欠|丢|坏|过期|到期|激活|不会|弄不来|用不来|不$|没有$")
@@ -885,39 +1352,117 @@ _REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|�
 _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)(?:什么|哪些)"
                             r"(?:补贴|钱|待遇|福利|政策|救助|帮助|证|手续)?"
                             r"|有(?:什么|哪些)(?:补贴|待遇|福利|政策|救助|优惠)"
-                            r"|(?:补贴|待遇|福利|政策)有(?:哪些|什么)|什么(?:待遇|福利|政策)")
+                            r"|(?:补贴|待遇|福利|政策|扶持)有(?:哪些|什么)"
+                            r"|什么(?:待遇|福利|政策|扶持|扶助|帮扶|照顾|保障|优惠)"
+                            # "政府能不能帮一哈", "社区能帮什么", "补不补钱", "有没有补贴": asks what help there is
+                            r"|(?:能不能|能|可以|可不可以|会不会)帮(?:一把|一哈|一下|忙|什么|点)?(?:不|吗|没有)?$"
+                            r"|能帮(?:什么|哪些|些什么)|补不补|(?:给不给|出不出)钱|(?:出|给|补)钱(?:不|吗|没有)$"
+                            r"|有没有(?:什么)?(?:补贴|政策|救助|待遇|扶持|帮助|照顾|优惠|福利)")
+#: An open question about benefits or help (not "有啥子用", "有什么区别"): what a subject's items give.
+_BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶助|帮扶|照顾|保障|优惠|帮|(?:能|可以)(?:领|拿|享受)(?:什么|哪些)")
+#: What was already done ("出生证明办好了", "结婚证已经领了", "我已经领了失业金"): context, unless the
+#: clause still wants, lacks or adds it ("想把证领了", "还没办", "把低保也办了").
+_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|也|还|再|顺便|一起))"
+         r"(?:.*(?:办|领|开|拿|弄|交|缴|补|换|扯)(?:好|完|到|过)?了$|.*已经(?:办|领|开|拿|交|缴|补|换|评)(?:好|完|过)?了)")
 #: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
 #: "他一直在领养老金"): context for the other clause, not a need of its own.
 _CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|以前|原来|之前|一直|"
-                      r"(?:交|缴|领|办|买|吃)了?的|的$")
+                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + _DONE)
 
 
-def _clauses(normalized: str) -> list[tuple[str, bool]]:
-    """The question cut where a second need may start, each clause with whether it asks for something.
+#: Offices (not items): a question about one of them alone is about its hours or whereabouts.
+_OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公安|税务|退役军人事务|残疾人联合会|政府)局|残联|派出所|"
+                     r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
+                     r"居委会|村委会|村委|办事处|办公室")
+#: What such a question asks besides the office: hours, days, phone, place.
+_OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
+                           r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
+#: A clause telling that something is already done (结婚证领好了, 医保交了的, 已经领了).
+_ALREADY_DONE = re.compile(r"(?:办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批)(?:好|完|过|到|下来)了|"
+                   r"(?:已经|刚刚?|早就)\S*(?:办|领|换|开|交|缴|补|上|拿|批)了|(?:交|缴|办|领|开)了的$")
+#: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了").
+_QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|几|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
+                       r"找谁|[不没]$")
+#: An out-of-scope word followed by one of these is what the question asks for (营业执照怎么办) ...
+_ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开|补|换|搞|整|注册|登记|注销|转)|"
+                        r"(?:在|去|到)?哪里?(?:办|开|申请|注册)")
+#: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
+_ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
+
+
+class _Clause(NamedTuple):
+    """One clause of a question (see :func:`_clauses`)."""
+
+    text: str
+    asks: bool      # asks or complains about something (办, 领, 咋个, 不发 …)
+    adds: bool      # adds a matter to another clause (也, 还, 再, 顺便: "工资也不给")
+    context: bool   # only tells who the resident is or what was done before (我是低保户, 办好了)
+
+
+def _clauses(normalized: str) -> list[_Clause]:
+    """The question cut where a second need may start.
 
     A clause joined to the next by 和/跟/或者/还是 shares the next one's request ("身份证和居住证咋个办":
-    both are asked about); a clause that only gives context never asks."""
+    both are asked about); so do the clauses before a closing question without an object of its own
+    ("受了伤 老板工资也不结 咋办": the 咋办 is about both). A clause that adds a matter (也, 还, 再) asks;
+    a clause that only gives context never does."""
     parts = _CLAUSE_BREAK.split(normalized)
-    clauses: list[tuple[str, bool]] = []
+    clauses: list[_Clause] = []
     asks_next = False
+    closing = False
     for index in range(len(parts) - 1, -1, -2):  # clauses at even positions, separators between
         clause = parts[index]
+        if not clause:
+            continue
         separator = parts[index + 1] if index + 1 < len(parts) else ""
         inherited = asks_next and separator in _JOINING
         leading = parts[index - 1] if index else ""
-        asks = bool(clause) and not _CONTEXT.search(clause) and (
-            bool(_REQUEST.search(clause)) or inherited or leading in _ASKING)
+        # "要带户口本和身份证吗": the second of two things to bring is a material, not a need
+        listed = leading in _JOINING and index >= 2 and bool(_BRINGING.search(parts[index - 2]))
+        context = listed or bool(_CONTEXT.search(clause))
+        adds = not context and (leading in _ASKING or bool(_ADDING.search(clause)))
+        asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
         asks_next = asks or inherited
-        if clause:
-            clauses.append((clause, asks))
+        if not clauses and _CLOSING.fullmatch(clause):
+            closing = True  # "…… 咋办": a bare question at the end asks about all before it
+        clauses.append(_Clause(clause, asks, adds, context))
     return clauses[::-1]
 
 
-def _conjoined(text: str, first: str, second: str) -> bool:
-    """``first`` then ``second`` in ``text`` with a conjunction (和, 或者, 还是…) between them."""
-    start = text.find(first)
-    end = text.find(second, start + len(first)) if start >= 0 else -1
-    if end < 0:
-        return False
-    between = text[start + len(first): end]
-    return len(between) <= 4 and any(c in between for c in _CONJUNCTIONS)
+#: Words that list things: what ``Matcher._several_named`` looks for before doing any work.
+_LIST_WORDS = ("和", "跟", "与", "及", "或", "还有", "还是", "同", "都", "一起")
+#: Between two listed names: one of these, and nothing else but spaces.
+_JOINER = re.compile(r" ?(?:以及|还有|或者|还是|和|跟|与|及|或|同) ?")
+#: After two names side by side, one of these takes them together ("身份证社保卡都丢了").
+_TOGETHER = re.compile(r"\s?(?:都|一起|两个|两样|全)")
+#: A modifier both listed things share: 老人的证和补贴 is 老人证 and 老人补贴.
+_SHARED_MODIFIER = re.compile(r"([^ 的]{2,4})的([^ 的]{1,2})(和|跟|与|及|还有|或者|还是)([^ 的]{1,2})")
+#: A short modifier that may open the second of two listed things ("居住证还是社区开的居住证明").
+_MODIFIER = re.compile(r"[^ 的]{1,4}的")
+#: A character that can be part of a listed name (not a digit, letter or space).
+_NAMING = re.compile(r"[\u3400-\u9fff]")
+#: Before a list, what makes it who the resident is ("我是低保户和残疾人") or the materials to bring
+#: ("办残疾证要带身份证和社保卡吗") rather than what they ask for.
+_LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
+
+
+def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]
+              ) -> list[_Occurrence]:
+    """The occurrences at a joint plus those overlapping them: the whole of the word that touches it
+    (份证 at the joint, 身份 with it: 身份证), but not a chain of words before it."""
+    if not side:
+        return side
+    return [o for o in found if any(o[0] < s[1] and s[0] < o[1] for s in side)]
+
+
+def _joints(text: str, found: Sequence[_Occurrence]) -> list[tuple[int, int, bool]]:
+    """Where two listed things meet, as (end of the left one, start of the right one, whether side by
+    side): at a joining word (和, 跟, 还是 …), or where one name ends and the next begins when 都/一起
+    follows the second ("身份证社保卡都在里头")."""
+    joints = [(m.start(), m.end(), False) for m in _JOINER.finditer(text)]
+    ends = {o[1] for o in found}
+    for start in sorted({o[0] for o in found} & ends):
+        right_end = max(o[1] for o in found if o[0] == start)
+        if _TOGETHER.match(text, right_end):
+            joints.append((start, start, True))
+    return joints

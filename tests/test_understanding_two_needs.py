@@ -1,0 +1,104 @@
+"""Questions that carry two needs, and questions that only look like it (round 6).
+
+Data-driven on the real ``faq/`` and ``intents/``: the rule is about how residents phrase things, so
+the cases are residents' questions and the items are the catalogue's. Three kinds:
+
+* two needs in one message, which must be asked back with both items offered: two things listed by a
+  part of their names (养老和医保, 身份证社保卡都…), or a second clause added with 也/还/再/顺便 that is
+  short or only describes ("工资也不给", "把医保也上了");
+* context and one need, which must be answered with the item asked for — not the one named as what
+  was already done ("结婚证已经领了，还想问下居住证咋个办");
+* one need whose words touch another item (两样材料, one item's two benefits, 还 meaning "still"),
+  which must keep being answered.
+
+The first two kinds fail on the round-5 matcher; the third guards the rule against over-reach.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.understanding.knowledge import Knowledge
+from bot.understanding.loader import load_knowledge
+from tests.test_understanding_helpers import ROOT
+
+#: (question, the items a clarify must offer).
+TWO_NEEDS = [
+    # listed by a part of their names, joined by 和/跟/还有/或者/还是
+    ("医保跟养老保险都在哪里交", {"medins.resident-payment", "hrss.resident-pension-enroll"}),
+    ("在外地交的养老和医保都想转回旺苍", {"hrss.pension-transfer", "medins.transfer"}),
+    ("医保和社保都要从广东转回来", {"medins.transfer", "hrss.pension-transfer"}),
+    ("新生儿的医保和社保卡一起咋个办", {"medins.resident-enroll", "hrss.social-security-card"}),
+    ("失业证明跟失业金能一起办不", {"hrss.unemployment-registration", "hrss.unemployment-benefit"}),
+    ("护理补贴和生活补贴能一起领吗", {"disability.nursing-subsidy", "disability.living-subsidy"}),
+    ("出生证还有疫苗本都要补办", {"health.birth-certificate", "health.vaccination-certificate"}),
+    ("低保或者特困 我家符合哪个", {"civil.dibao", "civil.extreme-poverty"}),
+    ("钱包遭偷了 里头有身份证和残疾证", {"police.id-card", "disability.card-renew"}),
+    ("给娃娃报名读书 要居住证还是社区开的居住证明", {"police.residence-permit", "civil.residence-proof"}),
+    # side by side, taken together by 都
+    ("钱包掉了 身份证社保卡都在里头", {"police.id-card", "hrss.social-security-card-replace"}),
+    # a modifier both share: 残疾人的证 and 残疾人的补贴
+    ("残疾人的证和补贴怎么办", {"disability.card-new", "disability.living-subsidy", "disability.nursing-subsidy"}),
+    # a second clause that adds a matter (也, 还, 另外, 顺便), short or only describing
+    ("在工地摔伤了，工资也不给", {"hrss.work-injury", "hrss.wage-arrears"}),
+    ("在工地受了伤 老板工资也不结 咋办", {"hrss.work-injury", "hrss.wage-arrears"}),
+    ("工伤了老板还欠着工资不给", {"hrss.work-injury", "hrss.wage-arrears"}),
+    ("老板不给钱还受了伤", {"hrss.work-injury", "hrss.wage-arrears"}),
+    ("生了娃要办出生证，顺便把医保也上了", {"health.birth-certificate", "medins.resident-enroll"}),
+    ("社保卡坏了要换，医保电子凭证也想开通", {"hrss.social-security-card-replace", "medins.e-voucher"}),
+    ("老板拖了三个月工资，我还想申请个公益岗", {"hrss.wage-arrears", "hrss.public-welfare-job"}),
+    ("在外地住院的钱要报销，另外慢性病卡也想办", {"medins.manual-reimbursement", "medins.chronic-disease"}),
+    ("娃娃的疫苗本丢了，出生证也找不到了", {"health.vaccination-certificate", "health.birth-certificate"}),
+]
+
+#: (question, the one item to answer): what was done or who the resident is, then the need.
+CONTEXT_AND_NEED = [
+    ("结婚证已经领了，还想问下居住证咋个办", "police.residence-permit"),
+    ("结婚证办好了，想问下居住证明咋个开", "civil.residence-proof"),
+    ("出生证领了，娃娃的疫苗本在哪里办", "health.vaccination-certificate"),
+    ("社保卡补好了，医保电子凭证咋个激活", "medins.e-voucher"),
+    ("办低保要带户口本和身份证吗", "civil.dibao"),  # two materials of one need, not two needs
+]
+
+#: (question, the one item to answer): one need, though its words touch another item.
+ONE_NEED = [
+    ("我是低保户，想办残疾人补贴", "disability.living-subsidy"),  # 是…户: who the resident is
+    ("我是伤残军人，抚恤金咋个领", "veterans.pension"),  # the context tells which 抚恤金
+    ("我是个体户，想自己交职工养老保险", "hrss.flexible-employment-insurance"),
+    ("丧葬补助金和抚恤金咋个申请", "hrss.death-benefit"),  # both are the insured's death benefits
+    ("骨灰盒和火化的钱能报不", "civil.funeral-subsidy"),
+    ("公租房跟廉租房是一样的吗", "housing.public-rental"),  # two names of one item
+    ("办残疾证要带身份证和社保卡吗", "disability.card-new"),  # what to bring, listed after 带
+    ("职工养老和农村养老能合并不", "hrss.pension-transfer"),  # merging both is the transfer
+    ("钱包被偷了，社保卡也在里面", "hrss.social-security-card-replace"),
+    ("钱包丢了，身份证也没了", "police.id-card"),
+    ("我爸上个月过世，火化的发票还在，能报点钱不", "civil.funeral-subsidy"),
+    ("在工地上摔断了腿 老板不认账 咋个办", "hrss.work-injury"),
+    ("刚好超过低保标准被退出来了 还能认定个啥子困难户不", "civil.low-income-family"),  # 还: "still"
+    ("娃娃父母都去世了，现在跟外婆过，国家给不给生活费", "civil.orphan-allowance"),  # 父母都: no list
+]
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> Knowledge:
+    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
+    assert loaded.items, holder.problems
+    return loaded
+
+
+@pytest.mark.parametrize(("question", "items"), TWO_NEEDS, ids=[q for q, _ in TWO_NEEDS])
+def test_two_needs_are_asked_back_with_both(knowledge: Knowledge, question: str, items: set[str]) -> None:
+    result = knowledge.match(question)
+    assert result.action == "clarify" and items <= set(result.candidates), result
+
+
+@pytest.mark.parametrize(("question", "item"), CONTEXT_AND_NEED, ids=[q for q, _ in CONTEXT_AND_NEED])
+def test_context_and_a_need_answer_the_need(knowledge: Knowledge, question: str, item: str) -> None:
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", item), result
+
+
+@pytest.mark.parametrize(("question", "item"), ONE_NEED, ids=[q for q, _ in ONE_NEED])
+def test_one_need_touching_another_item_is_answered(knowledge: Knowledge, question: str, item: str) -> None:
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", item), result
