@@ -21,8 +21,8 @@ DEV = ROOT / "tests" / "data" / "dev.tsv"
 ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
-ACCURACY_FLOOR = 0.955  # dev is at 96.6 % today (2,193 lines, round 6)
-#: The 5-fold self-check over the FAQ questions: 93.8 % today (89.9 % at the start of round 5).
+ACCURACY_FLOOR = 0.955  # dev is at 96.4 % today (2,469 lines, round 6)
+#: The 5-fold self-check over the FAQ questions: 93.2 % today (2,143 questions; 343 harder ones added in round 6).
 KFOLD_FLOOR = 0.93
 
 

@@ -40,9 +40,12 @@ How, and why this way:
   ``[ambiguous]`` words, two clauses and "A和B" are anchored by construction.
 
 * **Mentioned in passing.** A question about an office itself (社保局几点下班), or one that names an
-  item only as done and then asks about something else (结婚证领好了，婚假有几天) is not about that
-  item (``_about_office``, ``_after_done``); an out-of-scope word counts unless it crosses the item's
-  own word or sits in a clause of mere context, and always when it is what is asked for (``_topics``).
+  item only in clauses that tell the situation — what was done, who someone is or has, who asks for
+  whom, a paper to bring (结婚证领好了，婚假有几天; 我们有低保，想申请公租房; 网格员帮一个低保户问，……) —
+  and asks about something else is not about that item (``_about_office``, ``_after_context``); a done
+  matter is no evidence between siblings either (``_asked``), and when two items tie, the one the
+  asking clause names is answered (``_asked_option``). An out-of-scope word counts unless it crosses an
+  item's word or sits in a clause of mere context, and always when it is what is asked for (``_topics``).
 * **Open questions about a subject.** "退伍军人有啥子待遇" names a subject several items share and
   nothing of one of them alone: all of them are offered (``_same_subject``).
 
@@ -56,6 +59,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from rapidfuzz import fuzz, process
@@ -119,7 +123,7 @@ class MatcherSettings:
                                      # alias or generic word needs only this, with any anchor (把医保也上了)
     max_clauses: int = 6
     contrast_window: float = 20.0    # siblings this close to the top are told apart by [contrast] words
-    after_done_min: float = 45.0     # "出生证办好了，接下来医保咋个上": the rest alone must answer this well
+    after_context_min: float = 45.0  # "出生证办好了，接下来医保咋个上": the rest alone must answer this well
     anchor_max_items: int = 8        # an anchor gram shared by more items than this is too generic
                                      # to anchor anything (社区, 孩子); it still scores
 
@@ -139,20 +143,25 @@ class _Family:
     owners: Mapping[str, frozenset[str]]  # word (one character, or pinyin key) -> members it marks
     members: frozenset[str]
 
-    def marked(self, compact: str, keyed: str, generic: Sequence[tuple[int, int, set[str]]] = ()) -> set[str]:
+    def marked(self, compact: str, keyed: str, generic: Sequence[tuple[int, int, set[str]]] = (),
+               done: Sequence[tuple[int, int, str]] = ()) -> set[str]:
         """Members whose words the question holds (``keyed``: its pinyin key). A one-character word
         counts only outside a longer word; a word inside a generic word's span marks that generic
-        word's members of this family instead of its own (see ``Matcher._ruled_out``)."""
+        word's members of this family instead of its own, and nothing when that longer word names only
+        items outside the family (社保 in 社保卡 is the card's, not the pension transfer's; see
+        ``Matcher._ruled_out``). A word inside a ``done`` span (a clause reporting what was done, with
+        the item it completed) does not mark that item: "社保我已经转好了" is no reason to transfer it."""
         marked: set[str] = set()
         covered: set[int] = set()
 
         def mark(start: int, end: int, owners: frozenset[str]) -> None:
             for g_start, g_end, members in generic:
                 shared = members & self.members
-                if g_start <= start and end <= g_end and len(shared) >= 2:
-                    marked.update(shared)
+                if g_start <= start and end <= g_end and (
+                        len(shared) >= 2 or (not shared and g_end - g_start > end - start)):
+                    marked.update(shared)  # none inside a longer word naming other items (社保 in 社保卡)
                     return
-            marked.update(owners)
+            marked.update(owners - {item for d_start, d_end, item in done if d_start <= start and end <= d_end})
 
         if self.pattern is not None:
             for found in self.pattern.finditer(keyed):
@@ -292,6 +301,11 @@ class Matcher:
         self._item_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
                                                   for t in (*item_fields(item)["alias"], *(cues or {}).get(item.id, ())))
                                       if len(w) >= 2) for item in items]
+        self._every_item_word = frozenset().union(*self._item_words)
+        # per item, its name and aliases alone, normalised: what names it as a service (cues are situations)
+        self._name_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
+                                                  for t in item_fields(item)["alias"]) if len(w) >= 2)
+                            for item in items]
         self._contrast = self._compile_contrast(contrast or {}, norm or (lambda text: text))
         self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
         by_sound: dict[str, set[str]] = defaultdict(set)
@@ -384,7 +398,8 @@ class Matcher:
             compiled.append(_Family(pattern, {k: frozenset(v) for k, v in owners.items()}, known))
         return tuple(compiled)
 
-    def _contrasted(self, compact: str, scored: list[tuple[float, str]]) -> tuple[frozenset[str], frozenset[str]]:
+    def _contrasted(self, compact: str, scored: list[tuple[float, str]], done: Sequence[str] = ()
+                    ) -> tuple[frozenset[str], frozenset[str]]:
         """Sibling items the question rules out: in a ``[contrast]`` family, when two or more members
         score close to the top (within ``contrast_window``) and the question holds the words of some
         of them but of none of the others, the others.
@@ -395,7 +410,8 @@ class Matcher:
         counter would listen for, so it decides here, among the close ones only. A family's
         ``out_of_scope`` member is a lookalike we do not handle (驾驶证 among the cards): when only its
         words are there, the items it rules out are also returned apart: the caller falls back when the
-        top is among them."""
+        top is among them. ``done``: clauses that report something done; their words do not count for
+        the item each of them completed (the close item it reads most like on its own)."""
         if not self._contrast or not scored:
             return frozenset(), frozenset()
         floor = max(scored[0][0] - self.settings.contrast_window, self.settings.clarify_min)
@@ -403,10 +419,16 @@ class Matcher:
         generic = [(match.start(), match.end(), {self.ids[i] for i in members})
                    for term, members in self._ambiguous if term in compact
                    for match in re.finditer(re.escape(term), compact)]
-        return self._ruled_out(compact, close, generic)
+        spans: list[tuple[int, int, str]] = []
+        for clause in done:
+            text, start = clause.replace(" ", ""), compact.find(clause.replace(" ", ""))
+            completed = self._ranked(self._core(clause), close) if start >= 0 else []
+            if completed:
+                spans.append((start, start + len(text), completed[0][1]))
+        return self._ruled_out(compact, close, generic, spans)
 
-    def _ruled_out(self, compact: str, candidates: set[str], generic: Sequence[tuple[int, int, set[str]]] = ()
-                   ) -> tuple[frozenset[str], frozenset[str]]:
+    def _ruled_out(self, compact: str, candidates: set[str], generic: Sequence[tuple[int, int, set[str]]] = (),
+                   done: Sequence[tuple[int, int, str]] = ()) -> tuple[frozenset[str], frozenset[str]]:
         """Those of ``candidates`` that a ``[contrast]`` family rules out: members of a family, two or
         more of them among the candidates, whose words the question lacks while it holds another's.
 
@@ -423,7 +445,7 @@ class Matcher:
             if not rivals:
                 continue
             keyed = keyed if keyed is not None else _pinyin_key(compact)
-            marked = family.marked(compact, keyed, generic)
+            marked = family.marked(compact, keyed, generic, done)
             named = marked & rivals
             if named and named != rivals:
                 dropped |= rivals - named
@@ -480,9 +502,12 @@ class Matcher:
             found.append(match.group(0))
         if joined:
             for match in self._out_of_scope_re.finditer(joined):
-                if match.group(0) not in found and not self._crosses_item_word(joined, *match.span(), top) and (
-                        match.group(0) not in compact):
-                    found.append(match.group(0))
+                word = match.group(0)
+                # a word the cut of particles made (殡仪馆的电话 → 殡仪馆电话) — unless it runs across any
+                # item's word there: an accident of the cut (补贴咋个领还有他养老保险 → 领养老保险 holds 领养)
+                if word not in found and word not in compact and not self._crosses_item_word(
+                        joined, *match.span(), top, self._every_item_word):
+                    found.append(word)
         return found, asked
 
     @staticmethod
@@ -510,13 +535,14 @@ class Matcher:
         joined = others.replace(" ", "")
         return any(len(word) >= 3 and word in joined for word in self._item_words[top])
 
-    def _crosses_item_word(self, text: str, start: int, end: int, top: int) -> bool:
-        """True when a word of the top item (name, alias or cue) overlaps the out-of-scope word at
-        ``text[start:end]`` without containing it or lying inside it (领养 in 领养老金 crosses 养老金).
-        The out-of-scope word is taken at its longest there (户口迁移, not 户口迁)."""
+    def _crosses_item_word(self, text: str, start: int, end: int, top: int,
+                           words: frozenset[str] | None = None) -> bool:
+        """True when a word of the top item (name, alias or cue; or one of ``words``) overlaps the
+        out-of-scope word at ``text[start:end]`` without containing it or lying inside it (领养 in 领养老金
+        crosses 养老金). The out-of-scope word is taken at its longest there (户口迁移, not 户口迁)."""
         end = max((start + n for n in range(len(text) - start, end - start, -1)
                    if text[start:start + n] in self._out_of_scope_set), default=end)
-        words = self._item_words[top]
+        words = self._item_words[top] if words is None else words
         longest = max((len(w) for w in words), default=0)
         for first in range(max(0, start - longest + 1), end):
             for last in range(max(first + 2, start + 1), min(len(text), first + longest) + 1):
@@ -691,7 +717,7 @@ class Matcher:
         ranked = self._ranked(segments, None, grams)
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
-        after = self._after_done(normalized, scored)
+        after = self._after_context(normalized, scored)
         if after is not None:
             return after
         if (ranked and scored[0][0] < self.settings.out_of_scope_override
@@ -703,7 +729,12 @@ class Matcher:
         if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self._exact:
             # 那要办好久: only generic words matched, however similar the strings look
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
-        dropped, outside = self._contrasted(compact, scored)
+        # a done matter is no evidence for itself between siblings ("社保我已经转好了，医保关系咋个转回来") nor
+        # for the meaning of a generic word ("失业登记已经做了，失业金咋个领"; see _asked)
+        done = [c.text for c in _clauses(normalized) if c.aside and _DONE.search(c.text)]
+        asked = self._asked(normalized)
+        asked_compact = asked.replace(" ", "")
+        dropped, outside = self._contrasted(compact, scored, done)
         if scored and scored[0][1] in outside:
             # 驾驶证到期换证: reads like the disability-card renewal, but names a card we do not handle
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
@@ -711,7 +742,8 @@ class Matcher:
         if dropped:  # 医保转回旺苍: the pension transfer reads alike, but 医保 rules it out
             scored = [pair for pair in scored if pair[1] not in dropped]
         ambiguous = (self._several_named(normalized, scored, ranked) or self._two_needs(normalized, scored)
-                     or self._ambiguity(segments, scored, dropped, compact))
+                     or self._ambiguity(self._core(asked) if asked != normalized else segments, scored, dropped,
+                                        asked_compact))
         if ambiguous:
             return ambiguous  # it names items, or uses a listed word for several: anchored either way
         result = decide(scored, self.settings)
@@ -727,6 +759,8 @@ class Matcher:
                 result = self._open_question(normalized, scored) or result
             else:
                 result = self._anchored_options(normalized, scored, result)
+                if result.action == "clarify":
+                    result = self._asked_option(normalized, scored, result)
             return self._still_on_topic(normalized, joined, ranked[0][1], result)
         return result
 
@@ -753,38 +787,123 @@ class Matcher:
         rest = "".join(self._core(_OFFICE.sub(" ", normalized)))
         return not _OFFICE_TIMES.sub("", rest)
 
-    def _after_done(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """The decision when the top item is only mentioned as done ("结婚证领好了", "医保交了的") and
-        the rest of the question names something else: an item the rest names clearly ("出生证明办好了，
-        接下来医保咋个给他上"), or a fallback when the rest names no item and speaks of something no
-        item's texts know ("结婚证领好了，婚假有几天", "身份证换好了，旧的要不要剪掉"). ``None`` — the
-        usual decision — otherwise: "低保批下来了，啥时候发钱" is still about the top item's money.
+    def _after_context(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+        """The decision when the top item is named only in clauses said in passing and the clauses that
+        ask name something else. Said in passing is what was done ("结婚证领好了", "医保交了的"), who someone
+        is ("我是低保户", "也是五保户"), what they have ("家里老人有残疾证", "出生证明也在"), who asks for whom
+        ("网格员帮一个老人问") or a paper to bring ("要带残疾证原件不"; see :func:`_clauses`).
 
-        Why the words no item knows decide: a follow-up about the done item itself (发钱, 拿到, 激活) uses
-        the vocabulary of the catalogue; a question that moved on to another service does not."""
+        The decision is the rest's own, when it answers or offers other items clearly ("出生证明办好了，接下来
+        医保咋个给他上", "我们有低保，想申请公租房"); or a fallback when the rest names no item and speaks of
+        another matter ("结婚证领好了，婚假有几天", "家里是低保户，供电所电话多少"). ``None`` — the usual
+        decision — otherwise: "低保批下来了，啥时候发钱" is still about the top item's money.
+
+        Why: long questions tell the situation first, and every clause of it can name an item; scored as a
+        whole, those names outweigh the one asked for. The top item counts as named by the rest only by an
+        anchor its close rivals lack (报销 after "当时没有办异地备案" is the reimbursement's as much as the
+        filing's). Who someone is or has is weaker evidence than what was done: it is often the very
+        subject of the question ("有独生子女证，到了60岁能领啥"), so after it the rest must name its item by
+        a name or alias (:meth:`_each_named`), and only an out-of-scope word that counts against the top
+        item (:meth:`_off_topic`) makes a fallback; after a done clause, words no item's texts know in what
+        the rest asks suffice too (a follow-up about the done item itself — 发钱, 拿到, 激活, 还要办啥子 —
+        uses the catalogue's vocabulary)."""
         if not scored:
             return None
-        clauses = [c for c in normalized.split(" ") if c]
-        done = [c for c in clauses if _ALREADY_DONE.search(c)]
-        rest = " ".join(c for c in clauses if c not in done)
-        top = scored[0][1]
+        clauses = _clauses(normalized)
+        aside = [c.text for c in clauses if c.aside]
+        rest = " ".join(c.text for c in clauses if not c.aside)
         segments = self._core(rest)
-        if not done or len(units("".join(segments))) < self.settings.min_units:
+        if not aside or len(units("".join(segments))) < self.settings.min_units:
             return None
-        if self.anchored(rest, (top,)) or not self.anchored(" ".join(done), (top,)):
+        top = scored[0][1]
+        if not self.anchored(" ".join(aside), (top,)):
             return None
-        pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
-        again = [(f.score, ident) for f, ident in self._ranked(segments, pool)]
+        # the rest names the top item by a word of its own — not only by one it shares with the items close
+        # to it (报销 of 外地看病报销 is also the reimbursement's, after "当时没有办异地备案")
+        close = [self._anchors[self._position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
+        if (anchor_grams(segments, rest) & self._anchors[self._position[top]]) - frozenset().union(*close):
+            return None
+        done = self.anchored(" ".join(c for c in aside if _DONE.search(c)), (top,))
+        again = [(f.score, ident) for f, ident in self._ranked(segments, None)]
+        if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
+            return None  # the rest alone still reads most like the top item, and well
         own = next((score for score, ident in again if ident == top), 0.0)
         named = [(score, ident) for score, ident in again
                  if ident != top and score >= own + self.settings.clause_margin and self.anchored(rest, (ident,))]
         result = decide(named, self.settings)
-        if result.action != "fallback" and result.score >= self.settings.after_done_min:
-            return result  # the rest names another item, and reads more like it than like the done one
-        unknown = [g for g in grams_of(segments) if g[0] == "b" and g not in self._weights]
-        moved_on = len(unknown) >= 2 or (self._out_of_scope_re is not None
-                                         and self._out_of_scope_re.search(rest.replace(" ", "")))
-        return MatchResult("fallback", None, (), round(scored[0][0], 2)) if moved_on else None
+        if (result.action != "fallback" and result.score >= self.settings.after_context_min
+                and (done or self._each_named(rest, result.candidates, top))):
+            return result  # the rest names another item, and reads more like it than like the one aside
+        if self._off_topic(rest, self._position[top], "".join(segments)):
+            return MatchResult("fallback", None, (), round(scored[0][0], 2))  # "…，供电所电话多少"
+        if not done:
+            return None
+        # what the rest asks (its clauses with a question word; else its last clause) speaks of a matter
+        # no item's texts know: "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
+        asking = [c.text for c in clauses if not c.aside and _QUESTION.search(c.text)] or [rest.split(" ")[-1]]
+        unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self._weights}
+        return MatchResult("fallback", None, (), round(scored[0][0], 2)) if len(unknown) >= 2 else None
+
+    def _asking(self, normalized: str) -> str:
+        """The clauses that ask (a question word: 怎么, 哪, 吗, 能不能 …), when the question also has clauses
+        that do not; else the question.
+
+        Why: when the top items tie, the one the asking clause names is the need; the other is named only
+        in the story before it ("当时没有办异地备案，现在回来了，回来报销要哪些材料": reimbursement)."""
+        clauses = [c.text for c in _clauses(normalized) if not c.aside]
+        asking = [c for c in clauses if _QUESTION.search(c)]
+        return " ".join(asking) if asking and len(asking) < len(clauses) else normalized
+
+    def _asked_option(self, normalized: str, scored: list[tuple[float, str]], result: MatchResult) -> MatchResult:
+        """The answer, when the items a clarify would offer read alike on the whole question but one of
+        them clearly leads on its asking clauses alone (see :meth:`_asking`); else the clarify."""
+        asking = self._asking(normalized)
+        if asking == normalized:
+            return result
+        again = [(f.score, ident) for f, ident in self._ranked(self._core(asking), result.candidates)]
+        if not again or (len(again) > 1 and again[0][0] - again[1][0] < self.settings.clause_margin):
+            return result
+        best = again[0][1]
+        if not self.anchored(asking, (best,)):
+            return result
+        score = next(value for value, ident in scored if ident == best)
+        return MatchResult("answer", best, (best,), round(score, 2))
+
+    def _asked(self, normalized: str) -> str:
+        """The question without its clauses that report something done ("已经在社区做了失业登记", "社保我
+        已经转好了"), when what is left still says something; else the question.
+
+        Read for a generic word (``[ambiguous]``, see :meth:`_ambiguity`): a finished matter is no evidence
+        for what the word means here, but it often holds a sibling's word (失业登记已经做了，失业金咋个领:
+        登记 would make 失业 the registration). Who the resident is or has stays: it is often what tells
+        the items apart (我是退役士兵，想办个优待证). ``[contrast]`` families read the whole question and
+        only discount, in a done clause, the item it completed (see :meth:`_contrasted`): its other words
+        still tell (刚办了一级残疾证，……能申请哪些补贴: 一级 is the nursing subsidy's)."""
+        clauses = _clauses(normalized)
+        if not any(c.aside and _DONE.search(c.text) for c in clauses):
+            return normalized
+        rest = " ".join(c.text for c in clauses if not (c.aside and _DONE.search(c.text)))
+        return rest if len(units("".join(self._core(rest)))) >= self.settings.min_units else normalized
+
+    def _each_named(self, text: str, idents: Sequence[str], aside: str) -> bool:
+        """True when each item is named in the text as a service — by its name, an alias or a generic
+        word that may mean it (医保) — that neither the other items nor the item ``aside`` (the one the
+        context named) are named by: 公租房, 低保; not 优待 after "我是退伍老兵" (the veterans' card is an
+        优待 too), nor a cue (60岁, 到年龄: situations, which after "有独生子女证" tell more about the
+        certificate's reward than about the pension they also suit)."""
+        compact = text.replace(" ", "")
+
+        def holds(word: str) -> bool:  # also loosely: 回来以后报销 holds 回来报销, 优待的证 holds 优待证
+            return word in compact or (len(word) >= 3 and _remove_loosely(compact, word) is not None)
+
+        def names(ident: str) -> set[str]:
+            index = self._position[ident]
+            return ({w for w in self._name_words[index] if holds(w)}
+                    | {term for term, members in self._ambiguous if index in members and holds(term)})
+
+        words = [names(ident) for ident in idents]
+        taken = names(aside)
+        return all(own - taken - set().union(*(other for other in words if other is not own)) for own in words)
 
     def _still_on_topic(self, normalized: str, joined: str, top: str, result: MatchResult) -> MatchResult:
         """The answer, or a fallback when the answered item is not the one the out-of-scope check
@@ -1045,8 +1164,13 @@ class Matcher:
             left, right = sides
             start, end = min(o[0] for o in left), max(o[1] for o in right)
             clause_start = normalized.rfind(" ", 0, start) + 1
-            if _LISTED_AS_CONTEXT.search(normalized[clause_start:start]):
-                continue  # who the resident is (我是低保户和残疾人), or what to bring (要带身份证和社保卡)
+            clause_end = normalized.find(" ", end)
+            clause = normalized[clause_start: clause_end if clause_end >= 0 else None]
+            if (_LISTED_AS_CONTEXT.search(normalized[clause_start:start]) or _NEEDS_LISTED.search(normalized, 0, start)
+                    or _stated(clause) or _DONE.search(clause)):
+                # who the resident is (我是低保户和残疾人) or has (身份证社保卡都在), what to bring (要带身份证和
+                # 社保卡) or what a need named before requires (申请生育津贴需要出生证明还是结婚证), or done
+                continue
             named = [self._named_by(normalized, side, members) for side in (left, right)]
             if not all(named):
                 continue
@@ -1114,7 +1238,7 @@ class Matcher:
         A clause that only states the matter ("在工地摔伤了") counts too when another adds a second one
         to it (也, 还, 再). Only the overall best candidates are scored again, and only clauses that
         hold an anchor of one of them, so this costs a few set operations, not a second search."""
-        clauses = _clauses(normalized)[: self.settings.max_clauses]
+        clauses = _clauses(normalized)[-self.settings.max_clauses:]
         if len(clauses) < 2 or not scored:
             return None
         pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
@@ -1360,14 +1484,67 @@ _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享
                             r"|有没有(?:什么)?(?:补贴|政策|救助|待遇|扶持|帮助|照顾|优惠|福利)")
 #: An open question about benefits or help (not "有啥子用", "有什么区别"): what a subject's items give.
 _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶助|帮扶|照顾|保障|优惠|帮|(?:能|可以)(?:领|拿|享受)(?:什么|哪些)")
-#: What was already done ("出生证明办好了", "结婚证已经领了", "我已经领了失业金"): context, unless the
-#: clause still wants, lacks or adds it ("想把证领了", "还没办", "把低保也办了").
-_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|也|还|再|顺便|一起))"
-         r"(?:.*(?:办|领|开|拿|弄|交|缴|补|换|扯)(?:好|完|到|过)?了$|.*已经(?:办|领|开|拿|交|缴|补|换|评)(?:好|完|过)?了)")
+#: Verbs of getting a service done or paid (办好了, 领了, 交了的, 批下来了, 已经转好了).
+_DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|转|迁|认证|登记|备案|注册|参保|鉴定"
+#: A clause that reports something already done or going on ("出生证明办好了", "结婚证已经领了", "医保交了的",
+#: "社保卡也换成四川的了", "他已经在领养老金", "交了15年的农村养老保险"): context, unless the clause still
+#: wants, lacks, adds or asks it ("想把证领了", "还没办", "把低保也办了", "交了社保能领多少") or reports a loss
+#: ("身份证搞丢了"). One definition for every reader: ``_clauses`` (a done clause is no second need) and
+#: through it ``Matcher._after_context`` (the item done is not the one asked about), ``Matcher._asked``
+#: (nor evidence between siblings) and ``Matcher._listed`` (nor a list of needs).
+_NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
+             r"|吗|怎么|什么|哪|多少|多久|几|能不能|可以|能否|是否|有没有))")
+_DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
+                   rf"|.*(?:{_DONE_VERBS})(?:好|完|过|到|下来)了|.*(?:已经|刚刚?|早就).*(?:{_DONE_VERBS})了"
+                   rf"|.*(?:已经|一直|早就)在(?:{_DONE_VERBS})|.*(?:{_DONE_VERBS})了?(?:\d+年|好几年|几年|多年|\d+个月)?的$)")
+#: What someone got and holds ("我妈领了高龄补贴", "单位给她交了职工医保", "领了独生子女证"): a verb of the
+#: service with 了 and its object — weaker than a done clause, like what someone has (see :func:`_stated`):
+#: the thing held is often what the question is about ("领了独生子女证，到年龄了有补贴不").
+_GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
 #: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
 #: "他一直在领养老金"): context for the other clause, not a need of its own.
-_CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|以前|原来|之前|一直|"
-                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + _DONE)
+_CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
+                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + _DONE.pattern)
+#: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
+#: 报": a question): what happened before the need, said in passing.
+_BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
+#: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
+#: conjunction (但是, 要是, 说是 …), which the character before it shows.
+_BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
+_CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算像还说")
+#: What someone has: a card, a status, a person ("家里老人有残疾证", "也有医保", "村里有个退伍军人"), or a
+#: paper still at hand ("出生证明也在", "身份证社保卡都在"; not "社保卡也在里面", "里头有身份证和残疾证": what
+#: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
+_HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
+                     r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
+#: A clause asking whether to bring a paper ("要带残疾证原件不", "要出生证明原件吗", "需要带户口本"): the
+#: paper is a material of the need named elsewhere, not a need (not "办残疾证要带身份证吗": a need verb
+#: comes first there).
+_MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)|原件|复印件")
+_NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
+#: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
+#: own — unless something is done for them there ("帮家里老人做养老金年审").
+_ASKER = re.compile(r"^[^ ]{0,5}?(?:帮|替|代)|问$")
+_DOING = re.compile(_DONE_VERBS)
+
+
+def _stated(clause: str) -> bool:
+    """True when the clause only states who someone is, what they have or got, who asks, or asks about a
+    material to bring — context for the need another clause asks, never a need of its own.
+
+    Why: long questions tell the situation first ("他78岁，是低保户，有残疾证，……") and each such clause
+    names an item (低保, 残疾证) that the resident is not asking about; scored with the rest, those
+    names win or make a second need out of nothing."""
+    if _MATERIAL.search(clause):
+        return not _NEED_VERB.search(_MATERIAL.split(clause, 1)[0])
+    if _GOT.search(clause):
+        return True
+    if _QUESTION.search(clause) or _REQUEST.search(clause):
+        return False  # "我是第一次办": it asks, in passing or not
+    being = _BEING.match(clause)
+    if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
+        return True
+    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause))
 
 
 #: Offices (not items): a question about one of them alone is about its hours or whereabouts.
@@ -1377,9 +1554,6 @@ _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公�
 #: What such a question asks besides the office: hours, days, phone, place.
 _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
-#: A clause telling that something is already done (结婚证领好了, 医保交了的, 已经领了).
-_ALREADY_DONE = re.compile(r"(?:办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批)(?:好|完|过|到|下来)了|"
-                   r"(?:已经|刚刚?|早就)\S*(?:办|领|换|开|交|缴|补|上|拿|批)了|(?:交|缴|办|领|开)了的$")
 #: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了").
 _QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|几|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
                        r"找谁|[不没]$")
@@ -1397,15 +1571,21 @@ class _Clause(NamedTuple):
     asks: bool      # asks or complains about something (办, 领, 咋个, 不发 …)
     adds: bool      # adds a matter to another clause (也, 还, 再, 顺便: "工资也不给")
     context: bool   # only tells who the resident is or what was done before (我是低保户, 办好了)
+    aside: bool     # said in passing, as the situation of the need: done, who someone is, has or got,
+                    # who asks, a paper to bring, the past (not …的, 交了的 alone: 领低保的 may still be
+                    # the subject; see _stated, _DONE, _BEFORE)
 
 
-def _clauses(normalized: str) -> list[_Clause]:
+@lru_cache(maxsize=512)
+def _clauses(normalized: str) -> tuple[_Clause, ...]:
     """The question cut where a second need may start.
 
     A clause joined to the next by 和/跟/或者/还是 shares the next one's request ("身份证和居住证咋个办":
     both are asked about); so do the clauses before a closing question without an object of its own
     ("受了伤 老板工资也不结 咋办": the 咋办 is about both). A clause that adds a matter (也, 还, 再) asks;
-    a clause that only gives context never does."""
+    a clause that only gives context never does. Clauses said in passing (``aside``) are the situation
+    a long question tells before its need: what was done, who someone is, has or got, who asks for
+    whom, a paper to bring, the past. Cached: the matcher reads the clauses of a question several times."""
     parts = _CLAUSE_BREAK.split(normalized)
     clauses: list[_Clause] = []
     asks_next = False
@@ -1419,14 +1599,17 @@ def _clauses(normalized: str) -> list[_Clause]:
         leading = parts[index - 1] if index else ""
         # "要带户口本和身份证吗": the second of two things to bring is a material, not a need
         listed = leading in _JOINING and index >= 2 and bool(_BRINGING.search(parts[index - 2]))
-        context = listed or bool(_CONTEXT.search(clause))
+        # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context
+        aside = listed or bool(_DONE.search(clause)) or (
+            separator not in _JOINING and (_stated(clause) or bool(_BEFORE.search(clause))))
+        context = aside or bool(_CONTEXT.search(clause))
         adds = not context and (leading in _ASKING or bool(_ADDING.search(clause)))
         asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
         asks_next = asks or inherited
         if not clauses and _CLOSING.fullmatch(clause):
             closing = True  # "…… 咋办": a bare question at the end asks about all before it
-        clauses.append(_Clause(clause, asks, adds, context))
-    return clauses[::-1]
+        clauses.append(_Clause(clause, asks, adds, context, aside))
+    return tuple(clauses[::-1])
 
 
 #: Words that list things: what ``Matcher._several_named`` looks for before doing any work.
@@ -1444,6 +1627,9 @@ _NAMING = re.compile(r"[\u3400-\u9fff]")
 #: Before a list, what makes it who the resident is ("我是低保户和残疾人") or the materials to bring
 #: ("办残疾证要带身份证和社保卡吗") rather than what they ask for.
 _LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
+#: A list right after 要/需要 that follows a need in the same clause: what that need requires
+#: ("申请生育津贴需要出生证明还是结婚证"), not two needs (unlike "要居住证还是社区开的居住证明").
+_NEEDS_LISTED = re.compile(r"(?:办|申请|领|开|补|换|交|上)[^ ]+?(?:要|需要|得)$")
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]

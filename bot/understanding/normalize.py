@@ -31,8 +31,10 @@ from typing import Iterable, Mapping
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万"
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000}
-#: Characters after which a single numeral is a quantity (一个, 三年) and not part of a word (五保).
-_MEASURE = set("岁年月天日元块个级次号周人份张寸万")
+#: Characters after which a single numeral is a quantity (一个, 三年, 二组) and not part of a word (五保).
+_MEASURE = set("岁年月天日元块个级次号周人份张寸万组")
+#: A run of at least this many digit characters (no 十/百) is a number read out digit by digit.
+_SPOKEN_DIGITS = 4
 _NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
 _SPACES = re.compile(r"\s+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -102,8 +104,10 @@ def convert_numbers(text: str) -> str:
         if len(run) == 1 and run != "十" and following not in _MEASURE:
             return run
         if len(run) > 1 and not positional:
-            # 一二级 → 12级 (a list of digits before a measure word), but 一二 alone stays
-            if following in _MEASURE and all(ch in _DIGITS for ch in run):
+            # 一二级 → 12级 (a list of digits before a measure word), but 一二 alone stays; a long run is a
+            # number read out digit by digit (电话一三九…, 身份证五一零…), masked like typed digits later
+            digits = all(ch in _DIGITS for ch in run)
+            if digits and (following in _MEASURE or len(run) >= _SPOKEN_DIGITS):
                 return "".join(str(_DIGITS[ch]) for ch in run)
             return run
         value = chinese_number(run)
