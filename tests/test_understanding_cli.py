@@ -78,3 +78,12 @@ def test_miss_kinds_tell_the_fixes_apart() -> None:
     assert miss_kind(("a", "b"), MatchResult("answer", "b", ("b",), 80.0)) == MISS_KINDS[5]
     assert miss_kind(("a", "b"), MatchResult("answer", "c", ("c",), 80.0)) == MISS_KINDS[2]
     assert miss_kind(("a", "b"), MatchResult("clarify", None, ("a", "c"), 60.0)) == MISS_KINDS[6]
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error() -> None:
+    """`resident-bot match --jsonl … | head -1`: the closed pipe must not print a traceback (the
+    output is far larger than a pipe buffer, so the writer does meet the closed pipe)."""
+    result = subprocess.run(f"yes 低保咋个办 | head -20000 | '{PYTHON}' -m bot match --jsonl | head -1", shell=True,
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert json.loads(result.stdout)["item"] == "civil.dibao", result.stdout
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
