@@ -262,3 +262,41 @@ def test_round_six_kinds_on_the_real_data(real: Knowledge, question: str, expect
         assert result.action == "clarify" and set(expected.split("|")) <= set(result.candidates), result
     else:
         assert result.action == "answer" and result.item == expected, result
+
+
+#: Round 7: a generic word whose rest is everyday words (能领好多, 社区能管不, 能补点不) is asked back,
+#: and so is one whose best item lies outside its items and is not named (困难家庭补贴 → not the
+#: elderly-care subsidy); questions of the same words that name one item stay answered. Written for
+#: this round's probe, not taken from dev.tsv; the asked-back ones are answered without the change.
+ROUND_SEVEN_CASES = [
+    ("丧葬费能领好多", "civil.funeral-subsidy|hrss.death-benefit"),
+    ("残疾人补贴能领好多", "disability.living-subsidy|disability.nursing-subsidy"),
+    ("老人没人照顾社区能管不", "civil.home-care-service|civil.elderly-care-subsidy"),
+    ("日子难过政府能补点不", "civil.dibao|civil.low-income-family|civil.temporary-assistance"),
+    ("困难家庭补贴要些啥子", "civil.dibao|civil.low-income-family|civil.temporary-assistance"),
+    ("屋头困难想申请个补贴", "civil.dibao|civil.low-income-family|civil.temporary-assistance"),
+    ("残疾人护理补贴能领好多", "disability.nursing-subsidy"), ("残疾证丢了咋个补", "disability.card-renew"),
+    ("八十岁老人补贴咋个领", "civil.elderly-allowance"), ("参保职工去世了丧葬费找哪个领", "hrss.death-benefit"),
+    ("困难家庭的老人补贴咋个申请", "civil.elderly-care-subsidy"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), ROUND_SEVEN_CASES)
+def test_round_seven_generic_words_on_the_real_data(real: Knowledge, question: str, expected: str) -> None:
+    result = real.match(question)
+    if "|" in expected:
+        assert result.action == "clarify" and set(expected.split("|")) <= set(result.candidates), result
+    else:
+        assert result.action == "answer" and result.item == expected, result
+
+
+def test_a_rest_of_everyday_words_tells_no_member(real: Knowledge) -> None:
+    """补点 (after 看病花…) is in one member's questions only, but both members use 补 and 点: it tells
+    them nothing (the lead was 10.9 before round 7), while a word only one member knows (刚满月: a first
+    card) still does."""
+    matcher = real.matcher
+    money = [matcher._position[i] for i in ("medins.manual-reimbursement", "medins.medical-assistance")]
+    assert matcher._lead(" 能补点不", money)[0] < matcher.settings.ambiguity_lead
+    cards = [matcher._position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
+    lead, leader, _ = matcher._lead("孙子刚满月", cards)
+    assert leader == "hrss.social-security-card" and lead >= matcher.settings.ambiguity_lead

@@ -96,6 +96,8 @@ class MatcherSettings:
                                      # by this many score points overall; either way only when the rest
     min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
                                      # leaves 咋办, not enough to choose registration over the benefit)
+    outside_top_window: float = 8.0  # a generic word's item this close behind a best item outside its
+                                     # items, which the rest holds no anchor of: ask (困难家庭补助)
     answer_min: float = 35.0         # below: never answer outright
     answer_margin: float = 0.5       # lead over the runner-up needed to answer (a tie asks instead)
     clarify_min: float = 35.0        # below: fall back
@@ -1323,7 +1325,7 @@ class Matcher:
             if joined != term:
                 if joined in self._exact:
                     return None  # the question is exactly one item's name or alias (社保卡丢了)
-                if not scored or scored[0][1] not in ids:
+                if not scored or (scored[0][1] not in ids and not self._unclaimed_top(rest, scored, ids)):
                     return None  # the question is about something else that merely mentions the word
                 # the word itself (居住证 in 开居住证) is no evidence for one of its items, but a longer
                 # word holding it is (失业保险 holds 失业: the benefit, not the registration)
@@ -1388,15 +1390,71 @@ class Matcher:
         return members[0] - members[1] if len(members) > 1 else members[0] if members else 0.0
 
     def _lead(self, rest: str, members: Sequence[int]) -> tuple[float, str | None, float]:
-        """How far the best member is ahead of the next on the rest of the question alone, which
-        member that is, and how much of the rest that member explains (matched weight)."""
-        grams = grams_of(tuple(part for part in rest.split(" ") if part))
-        if not grams:
+        """How far the best member is ahead of the next on the rest of the question alone, counting only
+        grams that may tell the members apart (see :meth:`_telling`), which member that is, and how much
+        of the whole rest that member explains (matched weight: does the rest say something specific)."""
+        segments = tuple(part for part in rest.split(" ") if part)
+        telling = self._telling(segments, members)
+        if not telling:
             return 0.0, None, 0.0
-        weights = {g: self._gram_weight(g) for g in grams}
-        overlaps = sorted(((sum(w * self._item_grams[i].get(g, 0.0) for g, w in weights.items()), self.ids[i])
-                           for i in members), key=lambda pair: (-pair[0], pair[1]))
-        return overlaps[0][0] - overlaps[1][0], overlaps[0][1], overlaps[0][0]
+        weights = {g: self._gram_weight(g) for g in grams_of(segments) | telling}
+
+        def overlap(index: int, grams: Iterable[str]) -> float:
+            return sum(weights[g] * self._item_grams[index].get(g, 0.0) for g in grams)
+
+        overlaps = sorted(((overlap(i, telling), i) for i in members), key=lambda pair: (-pair[0], self.ids[pair[1]]))
+        leader = overlaps[0][1]
+        return overlaps[0][0] - overlaps[1][0], self.ids[leader], overlap(leader, grams_of(segments))
+
+    def _telling(self, segments: tuple[str, ...], members: Sequence[int]) -> set[str]:
+        """The grams of the rest that may tell the members apart: its characters, its bigrams that bring
+        a character some member never uses or that are a member's anchor (name, alias, cue; also across
+        a particle: 登个记 holds 登记), not bigrams of characters every member already uses.
+
+        Why: after the generic word, the rest is often everyday words (开个, 能补点不, 去办些, 社区能帮忙不,
+        一个人在家). Every member's texts use their characters, yet one member's questions happen to
+        hold the very juxtaposition (补点, 开个, 能帮), and its lead then answered a question the
+        resident left open. A word only one member knows (满月, 水泡烂, 认证) still counts, and a
+        character alone counts through the lead only when a member lacks it (领, 交, 丢)."""
+        out: set[str] = set()
+        own = [self._item_grams[i] for i in members]
+
+        def new_to_some(unit: str) -> bool:
+            return any("u" + unit not in grams for grams in own)
+
+        for segment in segments:
+            parts = units(segment)
+            keys = [syllable(u) if len(u) == 1 else u for u in parts]
+            for index, unit in enumerate(parts):
+                out.add("u" + unit)
+                if index >= 2:
+                    skipped = "b" + parts[index - 2] + unit
+                    if any(skipped in self._anchors[i] for i in members):
+                        out.add(skipped)
+                if not index:
+                    continue
+                pair = ("b" + parts[index - 1] + unit, "p" + keys[index - 1] + "|" + keys[index])
+                if (new_to_some(parts[index - 1]) or new_to_some(unit)
+                        or any(gram in self._anchors[i] for gram in pair for i in members)):
+                    out.update(pair)
+        return out
+
+    def _unclaimed_top(self, rest: str, scored: list[tuple[float, str]], ids: Sequence[str]) -> bool:
+        """True when the best item is not among a generic word's items but one of them scores within
+        ``outside_top_window`` of it, and the rest of the question holds no anchor (name, alias, cue
+        bigram) of the best item: the generic word is then what the question is about, and its items are offered (with
+        the best item: the clarify adds outside items that score as well).
+
+        Why: "困难家庭补助咋个申请" reads most like the elderly-care subsidy (经济困难老年人…补贴) on shared
+        everyday words, and was answered as that although 困难家庭 names three other items and nothing
+        in the question speaks of old age. A word of the best item's own (老人 for that subsidy, 去世 for
+        the death benefit after 养老保险) keeps the answer."""
+        best = next((score for score, ident in scored if ident in ids), 0.0)
+        if best < max(scored[0][0] - self.settings.outside_top_window, self.settings.clarify_min):
+            return False
+        parts = tuple(part for part in rest.split(" ") if part)
+        grams = anchor_grams(parts, " ".join(parts))
+        return not grams & self._anchors[self._position[scored[0][1]]]
 
     def _score_only(self, segments: tuple[str, ...], ids: Sequence[str]) -> list[tuple[float, str]]:
         """Scores of the given items, exact-phrase bonus ignored (the word is generic by definition)."""
