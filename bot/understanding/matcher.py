@@ -288,6 +288,7 @@ class Matcher:
                         aliases[index].append(segments)
             item_grams.append(grams)
         self._weights = self._idf([set(g) for g in item_grams])
+        self._unknown_weight = {kind: self._gram_weight(kind) for kind in "ubp"}  # by gram type, see _gram_weight
         self._item_grams = item_grams
         self._postings = _postings(item_grams)
         cap = max(self.settings.shortlist, int(self.settings.shortlist_max_share * len(item_grams)))
@@ -626,7 +627,8 @@ class Matcher:
         grams = grams_of(segments) if grams is None else grams
         if not grams:
             return []
-        weights = {g: self._gram_weight(g) for g in grams}
+        known, unknown = self._weights, self._unknown_weight  # inlined _gram_weight: hot path
+        weights = {g: known.get(g) or unknown[g[0]] for g in grams}
         total = sum(weights.values())
         exact = self._exact.get("".join(segments), set())
         if only is not None:
