@@ -6,7 +6,12 @@ item. The real data is exercised by the accuracy and CLI tests.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.understanding.knowledge import Knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -139,3 +144,14 @@ def line_of(text: str, needle: str) -> int:
         if needle in line:
             return number
     raise AssertionError(f"{needle!r} not in text")
+
+
+@lru_cache(maxsize=1)
+def shipped_knowledge() -> "Knowledge":
+    """The real faq/ and intents/ as shipped, loaded once per test process (for the data-driven
+    decision tests that must hold on what admins actually get); any problem in the files fails."""
+    from bot.understanding.loader import load_knowledge
+
+    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
+    assert loaded.items and not holder.problems, holder.problems
+    return loaded

@@ -14,10 +14,9 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from bot.understanding.loader import load_knowledge
 from bot.understanding.matcher import _clauses
 from bot.understanding.normalize import convert_numbers, mask_digit_strings
-from tests.test_understanding_helpers import ROOT
+from tests.test_understanding_helpers import shipped_knowledge
 
 #: (question, the one item to answer): context naming other items, then the need.
 CONTEXT_THEN_NEED = [
@@ -80,9 +79,7 @@ GUARDS = [
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
-    assert loaded.items, holder.problems
-    return loaded
+    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "item"), CONTEXT_THEN_NEED, ids=[q for q, _ in CONTEXT_THEN_NEED])

@@ -19,8 +19,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from bot.understanding.loader import load_knowledge
-from tests.test_understanding_helpers import ROOT
+from tests.test_understanding_helpers import shipped_knowledge
 
 #: (question, the items a clarify must offer).
 TWO_NEEDS = [
@@ -81,9 +80,7 @@ ONE_NEED = [
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
-    assert loaded.items, holder.problems
-    return loaded
+    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "items"), TWO_NEEDS, ids=[q for q, _ in TWO_NEEDS])

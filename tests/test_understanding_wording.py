@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from bot.understanding.loader import load_knowledge
-from tests.test_understanding_helpers import ROOT
+from tests.test_understanding_helpers import shipped_knowledge
 
 DIVORCE = "civil.divorce-registration"
 MARRIAGE = "civil.marriage-registration"
@@ -19,9 +18,7 @@ MARRIAGE = "civil.marriage-registration"
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
-    assert loaded.items and not holder.problems, holder.problems
-    return loaded
+    return shipped_knowledge()
 
 
 # -- 领证: the marriage registration, unless the question is about a divorce ---------------------
