@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -109,9 +110,14 @@ async def test_context_expires_even_when_another_feature_keeps_the_state_alive(
 
 
 def _edit(path: Path, old: str, new: str) -> None:
+    """Save an edit the way editors do (write a new file, rename it over the old one). Why not
+    ``write_text``: the watcher polling every 50 ms could read the file truncated mid-write, refuse
+    that half (and re-read the whole on the next poll), and the test would see the wrong refusal."""
     text = path.read_text(encoding="utf-8")
     assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    partial = path.with_suffix(".toml.part")
+    partial.write_text(text.replace(old, new, 1), encoding="utf-8")
+    os.replace(partial, path)
 
 
 async def _wait_for_version(services, version: str, clock_steps: int = 200) -> None:  # type: ignore[no-untyped-def]
