@@ -2,6 +2,13 @@
 
 Several workers share the port with SO_REUSEPORT; each is a full copy of the app. Work that must run
 once per deployment (the outbox sender is lease-safe, the scheduler is not) runs in worker 0 only.
+
+A stop (SIGINT, SIGTERM) is never left to the default action, whenever it comes: the parent handles
+it from before the workers are forked (and passes it on to every worker, also one forked after it
+came); a worker is forked with both signals blocked, so they stay pending until its event loop has
+its handlers. A worker stopped while it starts up finishes starting, then shuts down the normal way
+(journal flushed, schedulers stopped) — instead of dying of SIGTERM without any shutdown, or of
+Ctrl-C with a KeyboardInterrupt traceback, as a worker (or the parent, while forking) used to.
 """
 
 from __future__ import annotations
@@ -32,25 +39,48 @@ def _install_uvloop() -> None:
         pass
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+#: Stop signals this process received before an event loop handled them (see :func:`run`).
+_stops_received: list[int] = []
+
+
+def _hold_stop_signals() -> None:
+    """Block SIGINT/SIGTERM in the calling thread, so they stay pending; a process forked from this
+    thread starts with them blocked (its only thread). Other threads of this process are not covered:
+    a signal may land on one of them, which is why :func:`run` also installs a handler."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def _release_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 async def _serve(config: Config, worker: int) -> None:
     from aiohttp import web
 
     from bot.app import build_app
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    _release_stop_signals()  # a stop held since the fork is delivered now, to ``stop.set``
+    if _stops_received:  # or one the process's handler took before the loop had its own
+        stop.set()
     app = build_app(config, worker=worker)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    _freeze_startup_objects()
-    site = web.TCPSite(runner, config.server.host, config.server.port, reuse_port=config.server.workers > 1,
-                       backlog=1024)
-    await site.start()
-    log.info("worker %d serving on http://%s:%d", worker, config.server.host, config.server.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    try:
+        _freeze_startup_objects()
+        if not stop.is_set():  # stopped during start-up: accept no request only to cut it off
+            site = web.TCPSite(runner, config.server.host, config.server.port,
+                               reuse_port=config.server.workers > 1, backlog=1024)
+            await site.start()
+            log.info("worker %d serving on http://%s:%d", worker, config.server.host, config.server.port)
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+    log.info("worker %d stopped", worker)
 
 
 def _freeze_startup_objects() -> None:
@@ -65,6 +95,7 @@ def _freeze_startup_objects() -> None:
 
 
 def _worker_main(config: Config, worker: int) -> None:
+    _hold_stop_signals()  # until _serve's handlers are in place (a forked worker starts with them held)
     setup_logging(config.app.log_level, config.app.log_format, config.secrets())
     _install_uvloop()
     # Database threads (aiosqlite's) release and re-take the GIL around every SQLite step; with the
@@ -80,27 +111,45 @@ def run(config: Config) -> int:
     from bot.sandbox.launcher import sandbox_config
 
     config = sandbox_config(config)
+    procs: list[multiprocessing.Process] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        """Note the stop (for the worker loop of a single-process run) and pass it on to the workers."""
+        _stops_received.append(signum)
+        for p in procs:
+            if p.pid:
+                try:
+                    os.kill(p.pid, signum)
+                except ProcessLookupError:  # that worker has already exited
+                    pass
+
+    # Before anything is forked: a stop must not find SIGTERM's default action (the parent dies while
+    # it forks) nor SIGINT's (KeyboardInterrupt). Blocking alone would not do: the migration's
+    # database thread may still be ending and take the signal; Python runs the handler in this thread.
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
     url = f"http://{config.server.host}:{config.server.port}"
     print(f"resident-bot on {url}  (webhook {url}/wechat"
           + (f", simulator {url}/simulator" if config.sandbox_mode else "") + ")", file=sys.stderr, flush=True)
     if config.server.workers == 1:
         _worker_main(config, 0)
         return 0
-    procs = [multiprocessing.Process(target=_worker_main, args=(config, i), daemon=False)
-             for i in range(config.server.workers)]
-    for p in procs:
-        p.start()
-
-    def forward(signum: int, _frame: object) -> None:
+    procs.extend(multiprocessing.Process(target=_worker_main, args=(config, i), daemon=False)
+                 for i in range(config.server.workers))
+    _hold_stop_signals()  # forked with them held: pending in a worker until its loop handles them
+    try:
         for p in procs:
-            if p.pid:
-                os.kill(p.pid, signum)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+            p.start()
+    finally:
+        _release_stop_signals()
+    if _stops_received:  # a stop that came while they were being forked: to every one of them
+        forward(_stops_received[-1], None)
     for p in procs:
         p.join()
-    return 0
+    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode != 0]
+    for i, code in failed:
+        log.error("worker %d exited with code %s", i, code)
+    return 1 if failed else 0
 
 
 def _cmd(args: argparse.Namespace) -> int:
