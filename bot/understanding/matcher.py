@@ -60,6 +60,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
+from operator import mul, truediv
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from rapidfuzz import fuzz, process
@@ -142,6 +144,7 @@ class _Family:
     """One ``[contrast]`` family, compiled (see :meth:`Matcher._compile_contrast`)."""
 
     pattern: re.Pattern[str] | None   # words of two or more characters, as toneless pinyin keys
+    chars: re.Pattern[str] | None     # one-character words: one scan finds them (this runs ~20 times a question)
     owners: Mapping[str, frozenset[str]]  # word (one character, or pinyin key) -> members it marks
     members: frozenset[str]
 
@@ -171,9 +174,10 @@ class _Family:
                 end = start + found.group(0).count("|") + 1
                 mark(start, end, self.owners[found.group(0)])
                 covered.update(range(start, end))
-        for index, ch in enumerate(compact):
-            if index not in covered and ch in self.owners:
-                mark(index, index + 1, self.owners[ch])
+        if self.chars is not None:
+            for found in self.chars.finditer(compact):
+                if found.start() not in covered:
+                    mark(found.start(), found.end(), self.owners[found.group(0)])
         return marked
 
 
@@ -185,9 +189,9 @@ class Phrase:
     total: float
 
 
-@dataclass(frozen=True)
-class Features:
-    """Per-item evidence, kept separate so the decision (and tuning) can look at each."""
+class Features(NamedTuple):
+    """Per-item evidence, kept separate so the decision (and tuning) can look at each. A named tuple:
+    ~50 are built per question, and a frozen dataclass costs 2–3 times as much to build."""
 
     overlap: float      # weighted share of the question explained by the item (0–1)
     evidence: float     # matched weight itself, saturated to 0–1: long questions carry more of it
@@ -218,14 +222,15 @@ def grams_of(segments: Iterable[str]) -> set[str]:
     return out
 
 
-def anchor_grams(core: Iterable[str], normalized: str) -> set[str]:
+def anchor_grams(core: Iterable[str], normalized: str, grams: set[str] | None = None) -> set[str]:
     """Bigrams a question offers as anchors: the core's character and folded-pinyin bigrams, plus
     character bigrams of the normalised text before stop words are cut out, also skipping one character.
+    ``grams``: the core's :func:`grams_of`, when the caller has them already (they are scored too).
 
     Why: residents put particles inside words — 离了婚, 参过战 — and cutting 了/的 out splits the word
     in two, so its bigram (离婚, 参战) never forms in the core. Only exact characters count across the
     cut: folded pinyin there collides too easily (补贴什么 would meet 津贴申领)."""
-    out = {g for g in grams_of(core) if g[0] != "u"}
+    out = {g for g in (grams_of(core) if grams is None else grams) if g[0] != "u"}
     for segment in normalized.split(" "):
         parts = units(segment)
         for index in range(1, len(parts)):
@@ -282,7 +287,9 @@ class Matcher:
                     for gram in grams_of(segments):
                         grams[gram] = max(grams.get(gram, 0.0), field_weight[name])
                     if name != "body" and segments:
-                        self._pinyin[index].append(pinyin_string(segments))
+                        sound = pinyin_string(segments)
+                        if sound not in self._pinyin[index]:  # the same sound scores the same: compared once
+                            self._pinyin[index].append(sound)
                         self._exact["".join(segments)].add(index)
                     if name == "alias" and segments:
                         aliases[index].append(segments)
@@ -320,13 +327,22 @@ class Matcher:
         self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
                                 for own in self._alias_cores]
         self._anchors, self._specific_anchors = self._compile_anchors(aliases, cues or {})
+        anchor_owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
+        for index, anchors in enumerate(self._anchors):
+            for gram in anchors:
+                anchor_owners[gram].add(index)
+        self._anchor_owners = {gram: frozenset(owners) for gram, owners in anchor_owners.items()}
         self._names, self._name_owners = self._compile_names()
         self._generic_names = frozenset(term for term, _ in self._ambiguous)
         self._all_specific = frozenset().union(*self._specific_anchors)
         self._question_anchors = self._compile_question_anchors(items)
-        self._phrases = [[Phrase(g, sum(self._weights[x] for x in g))
-                          for g in (frozenset(grams_of(a)) for a in own) if g] for own in aliases]
-        self._phrase_grams = [_phrase_postings(phrases) for phrases in self._phrases]
+        # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
+        phrases = [[p for p in (Phrase(g, sum(self._weights[x] for x in g))
+                                for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
+        self._phrase_totals = [tuple(p.total for p in own) for own in phrases]
+        self._phrase_grams = [_phrase_postings(own) for own in phrases]
+        s = self.settings
+        self._weight_sum = s.coverage_weight + s.evidence_weight + s.phrase_weight + s.fuzzy_weight
 
     def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
                          ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
@@ -399,7 +415,9 @@ class Matcher:
             long = sorted((k for k in owners if len(k) > 1), key=lambda k: (-k.count("|"), k))
             # whole syllables only: the key must start and end at a "|" or at an end of the text
             pattern = re.compile(r"(?<![^|])(?:" + "|".join(map(re.escape, long)) + r")(?![^|])") if long else None
-            compiled.append(_Family(pattern, {k: frozenset(v) for k, v in owners.items()}, known))
+            short = sorted(k for k in owners if len(k) == 1)
+            chars = re.compile("[" + "".join(map(re.escape, short)) + "]") if short else None
+            compiled.append(_Family(pattern, chars, {k: frozenset(v) for k, v in owners.items()}, known))
         return tuple(compiled)
 
     def _contrasted(self, compact: str, scored: list[tuple[float, str]], done: Sequence[str] = ()
@@ -585,8 +603,13 @@ class Matcher:
     def anchored(self, normalized: str, idents: Iterable[str]) -> bool:
         """True when the question holds an anchor (name, alias or cue bigram) of any of the items,
         also across a particle (离了婚 holds 离婚; see :func:`anchor_grams`)."""
-        grams = anchor_grams(self._core(normalized), normalized)
-        return any(grams & self._anchors[self._position[i]] for i in idents if i in self._position)
+        return self._holds_anchor(anchor_grams(self._core(normalized), normalized), idents)
+
+    def _holds_anchor(self, held: set[str], idents: Iterable[str]) -> bool:
+        """True when a text's anchor grams (``held``, see :func:`anchor_grams`) hold an anchor of any of
+        the items. Why apart from :meth:`anchored`: callers asking about several items one by one
+        compute the grams once."""
+        return any(held & self._anchors[self._position[i]] for i in idents if i in self._position)
 
     def _compile_ambiguous(self, ambiguous: Mapping[str, Sequence[str]]) -> list[tuple[str, tuple[int, ...]]]:
         """(core of the generic word, items it may mean), longest word first; unknown ids dropped."""
@@ -630,17 +653,19 @@ class Matcher:
         known, unknown = self._weights, self._unknown_weight  # inlined _gram_weight: hot path
         weights = {g: known.get(g) or unknown[g[0]] for g in grams}
         total = sum(weights.values())
-        exact = self._exact.get("".join(segments), set())
+        joined = "".join(segments)
+        exact = self._exact.get(joined, set())
         if only is not None:
             shortlist = [self._position[i] for i in only if i in self._position]
+            overlap = {i: self._overlap(i, weights) for i in shortlist}
         else:
-            shortlist = self._shortlist(weights)
-            shortlist.extend(i for i in exact if i not in shortlist)
-        overlap = {i: self._overlap(i, weights) for i in shortlist}
-        query_pinyin = pinyin_string(segments)
-        fuzzy = self._fuzzy(query_pinyin, shortlist)
-        joined = "".join(segments)
-        scored = [(self._features(i, grams, weights, total, overlap.get(i, 0.0), fuzzy.get(i, 0.0), i in exact,
+            shortlist, overlap = self._shortlist(weights)
+            for i in exact:  # a whole name or alias is scored even when its grams are common ones
+                if i not in overlap:
+                    shortlist.append(i)
+                    overlap[i] = self._overlap(i, weights)
+        fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
+        scored = [(self._features(i, grams, weights, total, overlap[i], fuzzy.get(i, 0.0), i in exact,
                                   self._names_in(i, joined)), self.ids[i]) for i in shortlist]
         scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
@@ -654,20 +679,35 @@ class Matcher:
         """(score, id) best first."""
         return [(f.score, ident) for f, ident in self.features(normalized, only)]
 
-    def _shortlist(self, weights: Mapping[str, float]) -> list[int]:
-        """Items worth scoring: best by the weight of the question's *rarer* grams.
+    def _shortlist(self, weights: Mapping[str, float]) -> tuple[list[int], dict[int, float]]:
+        """Items worth scoring, and the overlap (see :meth:`_overlap`) of every item scored.
 
-        Only grams in at most a few percent of the items take part, so a province-sized catalogue
-        does not walk thousands of postings for 办 or 证; common grams still count in the score.
+        The shortlist is the best by the weight of the question's *rarer* grams: only grams in at most
+        a few percent of the items take part, so a province-sized catalogue does not walk thousands of
+        postings for 办 or 证. The overlap is finished from the same pass: the rare grams' share is what
+        the walk summed, the common grams' share is looked up per shortlisted item (a handful of grams,
+        instead of intersecting every item's thousands of grams with the question).
         """
-        overlap: dict[int, float] = defaultdict(float)
+        partial: dict[int, float] = defaultdict(float)
         postings = self._rare_postings
         if not any(g in postings for g in weights):
             postings = self._postings  # only common words in the question: use them after all
+        common: list[str] = []
         for gram, weight in weights.items():
-            for index, field_weight in postings.get(gram, ()):
-                overlap[index] += weight * field_weight
-        return heapq.nlargest(self.settings.shortlist, overlap, key=overlap.__getitem__)
+            found = postings.get(gram)
+            if found is None:
+                if gram in self._postings:  # a common gram (an unknown one is in no item)
+                    common.append(gram)
+                continue
+            for index, field_weight in found:
+                partial[index] += weight * field_weight
+        shortlist = heapq.nlargest(self.settings.shortlist, partial, key=partial.__getitem__)
+        grams = self._item_grams
+        common_weights = [weights[g] for g in common]
+        # map() keeps the per-item sum in C; a gram the item lacks adds 0.0, as in _overlap
+        overlap = {i: partial[i] + sum(map(mul, common_weights, map(grams[i].get, common, repeat(0.0))))
+                   for i in shortlist}
+        return shortlist, overlap
 
     def _fuzzy(self, query_pinyin: str, shortlist: Sequence[int]) -> dict[int, float]:
         """Best rapidfuzz ratio (0–1) per item: one C-level ``extractOne`` over each item's phrases
@@ -683,7 +723,7 @@ class Matcher:
 
     def _names_in(self, index: int, joined: str) -> bool:
         """True when one of the item's own names or aliases stands whole in the question's core."""
-        return any(alias in joined for alias in self._naming_aliases[index])
+        return any(map(joined.__contains__, self._naming_aliases[index]))
 
     def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
                   overlap: float, fuzzy: float, exact: bool, named: bool = False) -> Features:
@@ -695,13 +735,13 @@ class Matcher:
         postings = self._phrase_grams[index]
         common = postings.keys() & grams
         if common:
-            shared = [0.0] * len(self._phrases[index])
+            totals = self._phrase_totals[index]
+            shared = [0.0] * len(totals)
             for gram in common:
                 weight = weights[gram]
                 for number in postings[gram]:
                     shared[number] += weight
-            best_phrase = max(value / phrase.total for value, phrase in zip(shared, self._phrases[index])
-                              if phrase.total)
+            best_phrase = max(map(truediv, shared, totals))
         coverage = overlap / total if total else 0.0
         evidence = 1 - math.exp(-overlap / s.evidence_scale)
         if exact:
@@ -759,17 +799,20 @@ class Matcher:
             return ambiguous  # it names items, or uses a listed word for several: anchored either way
         result = decide(scored, self.settings)
         if result.action != "fallback" and joined not in self._exact:
-            if not self.anchored(normalized, result.candidates) and not self._loosely_anchored(
+            # a name heard by ear rewrote the question: its core is no longer ``segments``
+            held = (anchor_grams(segments, normalized, grams) if heard is None
+                    else anchor_grams(self._core(normalized), normalized))
+            if not self._holds_anchor(held, result.candidates) and not self._loosely_anchored(
                     segments, normalized, result):
                 # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item;
                 # but an anchored item close behind is what the question names (身份证被洗坏了: the
                 # disability-card renewal reads alike, the identity card is the one named)
-                return self._anchored_runner_up(normalized, scored) or MatchResult(
+                return self._anchored_runner_up(held, scored) or MatchResult(
                     "fallback", None, (), result.score)
             if result.action == "answer":
-                result = self._open_question(normalized, scored) or result
+                result = self._open_question(normalized, held, scored) or result
             else:
-                result = self._anchored_options(normalized, scored, result)
+                result = self._anchored_options(held, scored, result)
                 if result.action == "clarify":
                     result = self._asked_option(normalized, scored, result)
             return self._still_on_topic(normalized, joined, ranked[0][1], result)
@@ -822,9 +865,11 @@ class Matcher:
             return None
         clauses = _clauses(normalized)
         aside = [c.text for c in clauses if c.aside]
+        if not aside:
+            return None
         rest = " ".join(c.text for c in clauses if not c.aside)
         segments = self._core(rest)
-        if not aside or len(units("".join(segments))) < self.settings.min_units:
+        if len(units("".join(segments))) < self.settings.min_units:
             return None
         top = scored[0][1]
         if not self.anchored(" ".join(aside), (top,)):
@@ -832,15 +877,17 @@ class Matcher:
         # the rest names the top item by a word of its own — not only by one it shares with the items close
         # to it (报销 of 外地看病报销 is also the reimbursement's, after "当时没有办异地备案")
         close = [self._anchors[self._position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
-        if (anchor_grams(segments, rest) & self._anchors[self._position[top]]) - frozenset().union(*close):
+        grams = grams_of(segments)
+        held = anchor_grams(segments, rest, grams)
+        if (held & self._anchors[self._position[top]]) - frozenset().union(*close):
             return None
         done = self.anchored(" ".join(c for c in aside if _DONE.search(c)), (top,))
-        again = [(f.score, ident) for f, ident in self._ranked(segments, None)]
+        again = [(f.score, ident) for f, ident in self._ranked(segments, None, grams)]
         if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
             return None  # the rest alone still reads most like the top item, and well
         own = next((score for score, ident in again if ident == top), 0.0)
         named = [(score, ident) for score, ident in again
-                 if ident != top and score >= own + self.settings.clause_margin and self.anchored(rest, (ident,))]
+                 if ident != top and score >= own + self.settings.clause_margin and self._holds_anchor(held, (ident,))]
         result = decide(named, self.settings)
         if (result.action != "fallback" and result.score >= self.settings.after_context_min
                 and (done or self._each_named(rest, result.candidates, top))):
@@ -926,11 +973,11 @@ class Matcher:
             return result
         return MatchResult("fallback", None, (), result.score)
 
-    def _anchored_options(self, normalized: str, scored: list[tuple[float, str]],
+    def _anchored_options(self, held: set[str], scored: list[tuple[float, str]],
                           result: MatchResult) -> MatchResult:
-        """A clarify list offers only items the question anchors (a list of five loosely related
-        items helps nobody); when one is left, it is the answer."""
-        options = tuple(ident for ident in result.candidates if self.anchored(normalized, (ident,)))
+        """A clarify list offers only items the question anchors (``held``: its anchor grams; a list of
+        five loosely related items helps nobody); when one is left, it is the answer."""
+        options = tuple(ident for ident in result.candidates if self._holds_anchor(held, (ident,)))
         if len(options) == len(result.candidates) or not options:
             return result  # (none anchored: loosely anchored by its questions, keep the list)
         if len(options) == 1:
@@ -938,29 +985,30 @@ class Matcher:
             return MatchResult("answer", options[0], options, round(score, 2))
         return MatchResult("clarify", None, options, result.score)
 
-    def _anchored_runner_up(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """The decision among the items the question anchors, when one scores within
-        ``anchored_runner_up`` of an unanchored top."""
+    def _anchored_runner_up(self, held: set[str], scored: list[tuple[float, str]]) -> MatchResult | None:
+        """The decision among the items the question anchors (``held``: its anchor grams), when one
+        scores within ``anchored_runner_up`` of an unanchored top."""
         floor = scored[0][0] - self.settings.anchored_runner_up
         anchored = [(score, ident) for score, ident in scored[: self.settings.max_candidates]
-                    if score >= floor and self.anchored(normalized, (ident,))]
+                    if score >= floor and self._holds_anchor(held, (ident,))]
         if not anchored:
             return None
         result = decide(anchored, self.settings)
         return result if result.action != "fallback" else None
 
-    def _open_question(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
+    def _open_question(self, normalized: str, held: set[str], scored: list[tuple[float, str]]
+                       ) -> MatchResult | None:
         """Clarify an open question ("有啥子补贴", "能领啥", "有什么政策") when there is more than one
-        answer: another item it names scores almost as well ("残疾人每个月有什么钱可以领": living
-        subsidy and nursing subsidy both), or the question names only a subject several items share
-        (see :meth:`_same_subject`: "退伍军人有啥子待遇", "返乡创业有啥子扶持"). A specific question
-        ("二级残疾有啥子补贴") leaves one item well ahead, or holds a word of the top item alone, and
-        is still answered."""
+        answer: another item it names (``held``: the question's anchor grams) scores almost as well
+        ("残疾人每个月有什么钱可以领": living subsidy and nursing subsidy both), or the question names only
+        a subject several items share (see :meth:`_same_subject`: "退伍军人有啥子待遇", "返乡创业有啥子扶持").
+        A specific question ("二级残疾有啥子补贴") leaves one item well ahead, or holds a word of the top
+        item alone, and is still answered."""
         if not _OPEN_QUESTION.search(normalized.replace(" ", "")):
             return None
         floor = scored[0][0] - self.settings.open_question_margin
         close = [ident for score, ident in scored[: self.settings.max_candidates] if score >= floor]
-        options = [ident for ident in close if self.anchored(normalized, (ident,))]
+        options = [ident for ident in close if self._holds_anchor(held, (ident,))]
         # a candidate lacking the top item's words counts only when a [contrast] word marks it (上门照顾，
         # 政府出钱不: 出钱 is the care subsidy's); else the top item's own word decides (三级残疾，吃低保的)
         needed = self._top_words(normalized, scored[0][1])[1]
@@ -1068,7 +1116,7 @@ class Matcher:
             if end >= 2 and _NAMING.match(normalized[end - 2]):
                 grams.append((end - 2, "b" + normalized[end - 2] + normalized[end]))
             for start, gram in grams:
-                owners = frozenset(i for i in pool if gram in self._anchors[i])
+                owners = self._anchor_owners.get(gram, frozenset()) & members
                 if owners:
                     found.append((start, end + 1, owners, False))
         return found
@@ -1282,10 +1330,11 @@ class Matcher:
         segments = self._core(clause.text)
         if len(units("".join(segments))) < s.min_units:
             return None
-        grams = anchor_grams(segments, clause.text)
+        scoring = grams_of(segments)
+        grams = anchor_grams(segments, clause.text, scoring)
         if not any(grams & self._anchors[self._position[ident]] for ident in pool):
             return None  # names none of the candidates: not worth scoring
-        ranked = self._ranked(segments, pool)
+        ranked = self._ranked(segments, pool, scoring)
         ruled_out: frozenset[str] = frozenset()
         if self._contrast and len(ranked) > 1:
             ruled_out, _ = self._ruled_out(clause.text.replace(" ", ""), {i for _, i in ranked[:s.max_candidates]})
@@ -1318,7 +1367,8 @@ class Matcher:
         """
         joined = "".join(segments)
         for term, members in self._ambiguous:
-            rest = _remove_loosely(joined, term)
+            # most words are not there at all: their first character settles it without a call
+            rest = _remove_loosely(joined, term) if term[0] in joined else None
             if rest is None:
                 continue
             ids = [self.ids[i] for i in members if self.ids[i] not in dropped]
@@ -1470,9 +1520,8 @@ class Matcher:
 
     def _weighted(self, coverage: float, evidence: float, phrase: float, fuzzy: float) -> float:
         s = self.settings
-        total = s.coverage_weight + s.evidence_weight + s.phrase_weight + s.fuzzy_weight
         return 100 * (s.coverage_weight * coverage + s.evidence_weight * evidence + s.phrase_weight * phrase
-                      + s.fuzzy_weight * fuzzy) / total
+                      + s.fuzzy_weight * fuzzy) / self._weight_sum
 
 
 def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResult:
