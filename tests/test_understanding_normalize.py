@@ -90,3 +90,64 @@ def test_match_is_deterministic(knowledge: Knowledge, tmp_path: Path) -> None:
     again, _ = load_knowledge(faq, intents, catalog)
     for question in ("低保", "老年证咋个办", "失业了", "身份证"):
         assert knowledge.match(question) == again.match(question)
+
+
+# --- probe-round defects: fillers cutting words, self-corrections, approximate numbers, aspect leftovers
+
+
+def test_one_character_filler_only_at_clause_edge() -> None:
+    normalizer = Normalizer({}, ["喂", "喂喂", "你好"])
+    assert normalizer.normalize("老人要人喂饭咋办") == "老人要人喂饭咋办"
+    assert normalizer.normalize("按时喂药") == "按时喂药"
+    assert normalizer.normalize("喂，低保") == "低保"
+    assert normalizer.normalize("喂 你好 低保 喂") == "低保"
+
+
+def test_fillers_never_cut_a_protected_word() -> None:
+    normalizer = Normalizer({}, ["就是", "喂"], protected=["成就是非", "喂养补贴"])
+    assert normalizer.normalize("就是 成就是非") == "成就是非"
+    assert normalizer.normalize("喂养补贴") == "喂养补贴"
+    # a filler that is the whole of what it overlaps is still removed
+    assert Normalizer({}, ["问下"], protected=["问下"]).normalize("问下低保") == "低保"
+
+
+def test_knowledge_protects_its_own_words_from_fillers(tmp_path: Path) -> None:
+    """The real intents' filler 喂 must not cut a word an item names (alias 喂饭补贴 here)."""
+    faq, intents, catalog = write_tree(tmp_path)
+    (intents / "extra.toml").write_text('[fillers]\nphrases = ["喂"]\n[cues]\n"civil.dibao" = ["喂饭"]\n',
+                                        encoding="utf-8")
+    loaded, _ = load_knowledge(faq, intents, catalog)
+    assert loaded.normalize("喂饭要人") == "喂饭要人"
+    assert loaded.normalize("喂 低保") == "低保"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("低保 不是 是五保", "五保"), ("低保不是是五保", "五保"), ("社保卡丢了不对是身份证丢了", "身份证丢了"),
+    ("我问医保，说错了，是低保", "低保"), ("医保 说错了 我要问低保", "我要问低保"),
+    ("不是低保户能申请不", "不是低保户能申请不"), ("是不是要带户口本", "是不是要带户口本"),
+    ("名字写错了咋个改", "名字写错了咋个改"), ("低保不是", "低保不是"),
+])
+def test_self_corrections_keep_what_follows(text: str, expected: str) -> None:
+    assert Normalizer({}, []).normalize(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("几十万", "几十万"), ("几十年", "几十年"), ("几百块", "几百块"), ("几千", "几千"), ("几万", "几万"),
+    ("十几年", "十几年"), ("三十几岁", "三十几岁"), ("二三十岁", "二三十岁"), ("七八十岁", "七八十岁"),
+    ("花了二十万", "花了200000"), ("十多岁", "10多岁"),
+])
+def test_approximate_numbers_stay_words(text: str, expected: str) -> None:
+    assert convert_numbers(text) == expected
+
+
+@pytest.mark.parametrize(("question", "aspect", "stray"), [("要去哪里办", "where", "里"), ("老年大学怎么报名", "steps", "名")])
+def test_aspect_phrase_leaves_no_stray_character(question: str, aspect: str, stray: str) -> None:
+    """The real aspects.toml: 去哪 must not leave 里 of 去哪里, nor 怎么报 the 名 of 报名."""
+    from bot.understanding.intentsfile import load_fragment_file, merge
+    root = Path(__file__).resolve().parent.parent / "intents"
+    fragments = [f for f in (load_fragment_file(p, p.name)[0] for p in sorted(root.glob("*.toml"))) if f]
+    loaded = Knowledge.build([], merge(fragments))
+    normalized = loaded.normalize(question)
+    assert loaded.aspect(normalized) == (aspect, True)
+    core = loaded._phrases.strip(normalized)
+    assert stray not in core, core

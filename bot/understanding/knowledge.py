@@ -66,7 +66,7 @@ class Knowledge:
     def build(cls, items: Sequence[ServiceItem], intents: IntentData,
               settings: MatcherSettings | None = None, version: str = "") -> "Knowledge":
         """Compile the normaliser and the index. Pure; costs a few tens of ms for ~60 items."""
-        normalizer = Normalizer(intents.rewrites, intents.fillers)
+        normalizer = Normalizer(intents.rewrites, intents.fillers, protected_words(items, intents))
         norm = normalizer.normalize
         phrases = _compile_phrases(intents, norm)
         ordered = sorted(items, key=lambda i: i.id)
@@ -185,6 +185,19 @@ def _kept_verb(phrase: str, stop_words: Mapping[str, str]) -> str:
         if phrase[:cut] in stop_words and phrase[cut:] in _KEPT_VERBS:
             return f" {phrase[cut:]} "
     return " "
+
+
+def protected_words(items: Sequence[ServiceItem], intents: IntentData) -> list[str]:
+    """The knowledge's own words, raw: items' names and aliases, ``[cues]``, ``[contrast]`` words and
+    ``[ambiguous]`` terms. Fillers never cut into them (see :class:`~bot.understanding.normalize.Replacer`).
+
+    Why: a filler list holds short words that are also pieces of real words (喂 of 喂饭); the words an
+    admin wrote for the items say which pieces are words here."""
+    words = [w for item in items for w in (item.name, *item.aliases)]
+    words += [w for ws in intents.cues.values() for w in ws]
+    words += [w for members in intents.contrast.values() for ws in members.values() for w in ws]
+    words += list(intents.ambiguous)
+    return list(dict.fromkeys(words))
 
 
 def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:

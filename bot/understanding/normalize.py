@@ -9,8 +9,13 @@ Why each step, in order:
    space that n-grams do not cross.
 4. Rewrites from ``intents/`` (dialect 咋个→怎么, homophones 失叶→失业, synonyms 社会保障卡→社保卡), one
    pass, longest key first, so "得行不" wins over "得行".
-5. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question.
-6. Fillers (你好, 请问, 麻烦问下) removed: they say nothing about what is asked.
+5. Self-corrections in dictated text ("社保卡丢了 不对 是身份证丢了", "低保不是是五保"): only what
+   follows the last correction is kept, because what came before is what the resident took back.
+6. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question;
+   approximate amounts (几十万, 十几年) stay words, since no single number is meant.
+7. Fillers (你好, 请问, 麻烦问下) removed: they say nothing about what is asked. Never inside a word of
+   the knowledge (``protected``: item names, aliases, cues), and a one-character filler (喂) only at
+   a clause edge, since inside a clause it is part of a word (要人喂饭, 喂药).
 
 Matching then masks digit strings that identify or count rather than describe
 (:func:`mask_digit_strings`: phone and ID numbers, dates, amounts, house numbers); the normalised text
@@ -36,6 +41,16 @@ _MEASURE = set("岁年月天日元块个级次号周人份张寸万组")
 #: A run of at least this many digit characters (no 十/百) is a number read out digit by digit.
 _SPOKEN_DIGITS = 4
 _NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
+#: 几 next to a numeral makes it approximate (几十万, 十几年, 三十几岁): no digits can say that.
+_APPROXIMATE = "几"
+#: A correction in dictated text: after one of these, the resident says again what they meant. The
+#: plain negations (不是, 不对, 错了) count only when 是 follows at once ("低保不是是五保", "不对 是身份证"),
+#: so "不是低保户能申请不" and "是不是要带户口本" stay whole; 写错了/搞错了 describe a problem asked
+#: about ("名字写错了咋个改"), not a correction, so only 说错/讲错/口误 count on their own.
+_CORRECTION = re.compile(
+    r"(?:我?(?:说|讲)错了?|口误)\s*(?:不对\s*)?(?:应该\s*)?(?:是\s*)?"
+    r"|(?<![是对])(?:不是|不对|错了)\s*(?:不是\s*|不对\s*)*(?:应该\s*)?是(?!不是)"
+)
 _SPACES = re.compile(r"\s+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -95,11 +110,14 @@ def chinese_number(run: str) -> int | None:
 
 
 def convert_numbers(text: str) -> str:
-    """八十岁 → 80岁, 第二个 → 第2个; 五保 and 一二级 stay (a word, not a quantity)."""
+    """八十岁 → 80岁, 第二个 → 第2个; 五保 and 一二级 stay (a word, not a quantity), and so do
+    approximate amounts (几十万, 十几年: "几100000" would be neither a number nor the resident's word)."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
         following = text[match.end(): match.end() + 1]
+        if _APPROXIMATE in (following, text[match.start() - 1: match.start()]):
+            return run
         positional = any(ch in "十百千万" for ch in run)
         if len(run) == 1 and run != "十" and following not in _MEASURE:
             return run
@@ -148,17 +166,48 @@ def mask_digit_strings(text: str) -> str:
 
 
 class Replacer:
-    """Longest-first, single-pass phrase replacement (one compiled alternation)."""
+    """Longest-first, single-pass phrase replacement (one compiled alternation).
 
-    def __init__(self, mapping: Mapping[str, str]) -> None:
+    ``protected`` words are never cut: a match that would take part of one of them (喂 of 喂饭) is left
+    in place; a match that covers a whole protected word is still replaced.
+    Why: removal lists hold short words, and short words are also pieces of real words; the
+    knowledge's own words (item names, aliases, cues) say which pieces are words here."""
+
+    def __init__(self, mapping: Mapping[str, str], protected: Iterable[str] = ()) -> None:
         self._mapping = {k: v for k, v in mapping.items() if k}
         keys = sorted(self._mapping, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, keys))) if keys else None
+        by_first: dict[str, list[str]] = {}
+        for word in {w for w in protected if len(w) >= 2 and w not in self._mapping}:
+            by_first.setdefault(word[0], []).append(word)
+        self._protected = {ch: tuple(sorted(ws, key=len, reverse=True)) for ch, ws in by_first.items()}
+        self._reach = max((len(w) for ws in self._protected.values() for w in ws), default=0)
+        if self._protected:
+            self._guarded = lru_cache(maxsize=8192)(self._guarded_sub)
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
+        if self._protected:
+            return self._guarded(text)  # type: ignore[no-any-return]
         return self._pattern.sub(lambda m: self._mapping[m.group(0)], text)
+
+    def cuts_word(self, text: str, start: int, end: int) -> bool:
+        """True when ``text[start:end]`` lies inside a protected word there and is not all of it.
+
+        A match that only crosses a word's edge (去哪 after 要去) is not a cut: the phrase is at a word
+        boundary, and the shared character belongs to the phrase as much as to the word."""
+        for first in range(max(0, end - self._reach), start + 1):
+            for word in self._protected.get(text[first], ()):
+                last = first + len(word)
+                if last >= end and last - first > end - start and text.startswith(word, first):
+                    return True
+        return False
+
+    def _guarded_sub(self, text: str) -> str:
+        assert self._pattern is not None
+        return self._pattern.sub(
+            lambda m: m.group(0) if self.cuts_word(text, m.start(), m.end()) else self._mapping[m.group(0)], text)
 
 
 def _compact(text: str) -> str:
@@ -173,13 +222,21 @@ def _compact(text: str) -> str:
 
 
 class Normalizer:
-    """The configured pipeline. Build once per knowledge snapshot; calls are pure and cached."""
+    """The configured pipeline. Build once per knowledge snapshot; calls are pure and cached.
 
-    def __init__(self, rewrites: Mapping[str, str], fillers: Iterable[str]) -> None:
+    ``protected``: the knowledge's own words (item names, aliases, cues…), raw; fillers never cut
+    into them (see :class:`Replacer`)."""
+
+    def __init__(self, rewrites: Mapping[str, str], fillers: Iterable[str], protected: Iterable[str] = ()) -> None:
         cleaned = {self._key(k): self._key(v) for k, v in rewrites.items()}
         self._rewrite = Replacer(_resolve_chains({k: v for k, v in cleaned.items() if k and k != v}))
         filler_keys = [k for k in (self._key(f) for f in fillers) if k]
-        self._fillers = Replacer({k: " " for k in filler_keys})
+        words = {w for w in (self._before_fillers(p).replace(" ", "") for p in protected) if w}
+        self._fillers = Replacer({k: " " for k in filler_keys if len(k) > 1}, words)
+        # one character (喂, 呃) is a filler only at a clause edge: inside a clause it is a piece of a word
+        single = "".join(sorted({k for k in filler_keys if len(k) == 1}))
+        self._edge_fillers = (re.compile(f"(?:^|(?<=\\s))[{re.escape(single)}]+|[{re.escape(single)}]+(?=\\s|$)")
+                              if single else None)
         self.normalize = lru_cache(maxsize=4096)(self._normalize)
 
     @staticmethod
@@ -187,12 +244,28 @@ class Normalizer:
         """Rule keys pass through the same fixed steps as text, so 麻煩問下 in a rule still works."""
         return basic(text).strip()
 
+    def _before_fillers(self, text: str) -> str:
+        """Steps 1–6: what a text looks like when fillers are removed (protected words take this form)."""
+        return convert_numbers(drop_corrected(self._rewrite(basic(text))))
+
     def _normalize(self, text: str) -> str:
-        text = basic(text)
-        text = self._rewrite(text)
-        text = convert_numbers(text)
-        text = self._fillers(text)
+        text = self._fillers(self._before_fillers(text))
+        if self._edge_fillers is not None:
+            text = _compact(text)
+            text = self._edge_fillers.sub(
+                lambda m: m.group(0) if self._fillers.cuts_word(text, m.start(), m.end()) else " ", text)
         return _compact(text)
+
+
+def drop_corrected(text: str) -> str:
+    """What follows the last self-correction ("社保卡丢了不对是身份证丢了" → "身份证丢了"); the text
+    unchanged when there is none, or when nothing follows it."""
+    last = None
+    for last in _CORRECTION.finditer(text):
+        pass
+    if last is None or not text[last.end():].strip():
+        return text
+    return text[last.end():]
 
 
 def _resolve_chains(mapping: dict[str, str], rounds: int = 3) -> dict[str, str]:
