@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.understanding.grams import anchor_grams
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
-from bot.understanding.matcher import MatcherSettings, anchor_grams
+from bot.understanding.matcher import MatcherSettings
 from tests.test_understanding_helpers import INTENTS, ROOT, item_toml, write_tree
 
 #: The helpers' intents plus the stop words, aspect phrases and data these rules read.
@@ -295,8 +296,8 @@ def test_a_rest_of_everyday_words_tells_no_member(real: Knowledge) -> None:
     them nothing (the lead was 10.9 before round 7), while a word only one member knows (刚满月: a first
     card) still does."""
     matcher = real.matcher
-    money = [matcher._position[i] for i in ("medins.manual-reimbursement", "medins.medical-assistance")]
+    money = [matcher.index.position[i] for i in ("medins.manual-reimbursement", "medins.medical-assistance")]
     assert matcher._lead(" 能补点不", money)[0] < matcher.settings.ambiguity_lead
-    cards = [matcher._position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
+    cards = [matcher.index.position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
     lead, leader, _ = matcher._lead("孙子刚满月", cards)
     assert leader == "hrss.social-security-card" and lead >= matcher.settings.ambiguity_lead

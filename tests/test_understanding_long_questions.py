@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.understanding.clauses import split_clauses
 from bot.understanding.knowledge import Knowledge
-from bot.understanding.matcher import _clauses
 from bot.understanding.normalize import convert_numbers, mask_digit_strings
 from tests.test_understanding_helpers import shipped_knowledge
 
@@ -130,13 +130,13 @@ NOT_ASIDE = [
 
 @pytest.mark.parametrize("clause", ASIDE)
 def test_a_clause_of_situation_is_said_in_passing(clause: str) -> None:
-    (only,) = _clauses(clause)
+    (only,) = split_clauses(clause)
     assert only.aside and only.context and not only.asks, only
 
 
 @pytest.mark.parametrize("clause", NOT_ASIDE)
 def test_a_loss_a_wish_or_a_question_is_not_said_in_passing(clause: str) -> None:
-    (only,) = _clauses(clause)
+    (only,) = split_clauses(clause)
     assert not only.aside, only
 
 

@@ -2,27 +2,8 @@
 
 How, and why this way:
 
-* **Index, not a loop.** Every FAQ text (name and aliases, questions, and — weighted lower —
-  conditions and steps) is cut into grams: characters, character bigrams and folded-pinyin bigrams (so
-  失叶 meets 失业). An inverted index maps each gram to the items using it; a question walks only the
-  postings of its own *rarer* grams to shortlist items, which keeps a province-sized catalogue
-  (thousands of items) within a few milliseconds; only the shortlist is scored in full.
-* **IDF weights.** A gram found in one item (低保, 残疾) says much more than one found everywhere
-  (办, 证), so every sum below is IDF-weighted; grams no item uses (护照, 天气) still count in the
-  question's total, which keeps out-of-scope questions low.
-* **Four views of fit**, combined into one 0–100 score: ``coverage`` (how much of the question the
-  item's vocabulary explains), ``evidence`` (how much matched at all, saturating: long colloquial
-  questions carry a lot of it), ``phrase`` (how completely the item's best name or alias appears in
-  the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
-  the item's closest name/alias/question, forgiving typos and homophones).
 * **Digits.** Phone and ID numbers, dates, amounts and house numbers are cut before anything else
   (``normalize.mask_digit_strings``): their digit bigrams would otherwise meet an item's (12348).
-* **Siblings.** Items that share almost all their words (the two transfers, new and replacement
-  cards, enrolment / payment / claim) are told apart by the one word that differs (``[contrast]`` in
-  intents/: 医保 or 养老, 第一次 or 丢了): among the close candidates, a member whose words the
-  question lacks is ruled out when another member's words are there. A family may also list
-  lookalikes we do not handle (驾驶证 among the cards, 车子 for 年审): when only those are there, the
-  question falls back.
 * **Decision.** ``fallback`` below a calibrated score, on too little specific evidence, or on an
   out-of-scope topic (``[out_of_scope]`` in intents/) that the best item does not itself speak of
   (below a confident score); ``clarify`` when the question lists two things naming different items,
@@ -50,30 +31,25 @@ How, and why this way:
   nothing of one of them alone: all of them are offered (``_same_subject``).
 
 The matcher is pure: no I/O, no clock, no randomness; the same snapshot always gives the same result.
+The item index and its scoring live in :mod:`bot.understanding.index`, the ``[contrast]`` families
+in :mod:`bot.understanding.contrast`, clause splitting in :mod:`bot.understanding.clauses` and the
+gram functions in :mod:`bot.understanding.grams`; this module holds the decision and its rules.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import repeat
-from operator import mul, truediv
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
-from rapidfuzz import fuzz, process
-
+from bot.understanding.clauses import DONE, QUESTION, Clause, clause_spans, split_clauses, stated
+from bot.understanding.contrast import Contrast
+from bot.understanding.grams import anchor_grams, grams_of, pinyin_key, remove_loosely, units
+from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
 from bot.understanding.model import MatchResult, ServiceItem
 from bot.understanding.normalize import mask_digit_strings
-from bot.understanding.phonetic import syllable, toneless
-
-#: A question's core: the segments left after stop words and aspect phrases are removed.
-CoreFn = Callable[[str], tuple[str, ...]]
-
-_UNIT = re.compile(r"[a-z]+|[^\sa-z]")
+from bot.understanding.phonetic import syllable
 
 
 @dataclass(frozen=True)
@@ -135,130 +111,10 @@ class MatcherSettings:
 #: Where a question names items (see ``Matcher._occurrences``): start, end, the items, whether a whole name.
 _Occurrence = tuple[int, int, frozenset[int], bool]
 
-#: The ``[contrast]`` member that stands for lookalikes outside the catalogue.
-OUTSIDE = "out_of_scope"
-
-
-@dataclass(frozen=True)
-class _Family:
-    """One ``[contrast]`` family, compiled (see :meth:`Matcher._compile_contrast`)."""
-
-    pattern: re.Pattern[str] | None   # words of two or more characters, as toneless pinyin keys
-    chars: re.Pattern[str] | None     # one-character words: one scan finds them (this runs ~20 times a question)
-    owners: Mapping[str, frozenset[str]]  # word (one character, or pinyin key) -> members it marks
-    members: frozenset[str]
-
-    def marked(self, compact: str, keyed: str, generic: Sequence[tuple[int, int, set[str]]] = (),
-               done: Sequence[tuple[int, int, str]] = ()) -> set[str]:
-        """Members whose words the question holds (``keyed``: its pinyin key). A one-character word
-        counts only outside a longer word; a word inside a generic word's span marks that generic
-        word's members of this family instead of its own, and nothing when that longer word names only
-        items outside the family (社保 in 社保卡 is the card's, not the pension transfer's; see
-        ``Matcher._ruled_out``). A word inside a ``done`` span (a clause reporting what was done, with
-        the item it completed) does not mark that item: "社保我已经转好了" is no reason to transfer it."""
-        marked: set[str] = set()
-        covered: set[int] = set()
-
-        def mark(start: int, end: int, owners: frozenset[str]) -> None:
-            for g_start, g_end, members in generic:
-                shared = members & self.members
-                if g_start <= start and end <= g_end and (
-                        len(shared) >= 2 or (not shared and g_end - g_start > end - start)):
-                    marked.update(shared)  # none inside a longer word naming other items (社保 in 社保卡)
-                    return
-            marked.update(owners - {item for d_start, d_end, item in done if d_start <= start and end <= d_end})
-
-        if self.pattern is not None:
-            for found in self.pattern.finditer(keyed):
-                start = keyed.count("|", 0, found.start())
-                end = start + found.group(0).count("|") + 1
-                mark(start, end, self.owners[found.group(0)])
-                covered.update(range(start, end))
-        if self.chars is not None:
-            for found in self.chars.finditer(compact):
-                if found.start() not in covered:
-                    mark(found.start(), found.end(), self.owners[found.group(0)])
-        return marked
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """A name or alias as grams with their total weight, to measure how much of it a question has."""
-
-    grams: frozenset[str]
-    total: float
-
-
-class Features(NamedTuple):
-    """Per-item evidence, kept separate so the decision (and tuning) can look at each. A named tuple:
-    ~50 are built per question, and a frozen dataclass costs 2–3 times as much to build."""
-
-    overlap: float      # weighted share of the question explained by the item (0–1)
-    evidence: float     # matched weight itself, saturated to 0–1: long questions carry more of it
-    matched: float      # matched weight, raw (IDF units): too little of it means nothing specific
-    phrase: float       # completeness of the best name/alias found in the question (0–1)
-    fuzzy: float        # rapidfuzz similarity of pinyin to the closest phrase (0–1)
-    score: float        # combined, 0–100
-
-
-def units(segment: str) -> list[str]:
-    """A segment as matching units: one CJK character or digit, or one run of ASCII letters.
-
-    Digits are single units so that 2级 (from 二级) still shares a bigram with 12级 (from 一二级)."""
-    return _UNIT.findall(segment)
-
-
-def grams_of(segments: Iterable[str]) -> set[str]:
-    """Unigrams (``u``), bigrams (``b``) and folded-pinyin bigrams (``p``); never across segments."""
-    out: set[str] = set()
-    for segment in segments:
-        parts = units(segment)
-        keys = [syllable(u) if len(u) == 1 else u for u in parts]
-        for index, unit in enumerate(parts):
-            out.add("u" + unit)
-            if index:
-                out.add("b" + parts[index - 1] + unit)
-                out.add("p" + keys[index - 1] + "|" + keys[index])
-    return out
-
-
-def anchor_grams(core: Iterable[str], normalized: str, grams: set[str] | None = None) -> set[str]:
-    """Bigrams a question offers as anchors: the core's character and folded-pinyin bigrams, plus
-    character bigrams of the normalised text before stop words are cut out, also skipping one character.
-    ``grams``: the core's :func:`grams_of`, when the caller has them already (they are scored too).
-
-    Why: residents put particles inside words — 离了婚, 参过战 — and cutting 了/的 out splits the word
-    in two, so its bigram (离婚, 参战) never forms in the core. Only exact characters count across the
-    cut: folded pinyin there collides too easily (补贴什么 would meet 津贴申领)."""
-    out = {g for g in (grams_of(core) if grams is None else grams) if g[0] != "u"}
-    for segment in normalized.split(" "):
-        parts = units(segment)
-        for index in range(1, len(parts)):
-            out.add("b" + parts[index - 1] + parts[index])
-            if index >= 2:
-                out.add("b" + parts[index - 2] + parts[index])
-    return out
-
-
-def _pinyin_key(text: str) -> str:
-    """Toneless syllables (not folded: 那种交 must not read as 宗教) of a text without spaces, joined
-    by ``|``, one per character."""
-    return "|".join(toneless(ch) for ch in text)
-
-
-def pinyin_string(segments: Iterable[str]) -> str:
-    """Folded pinyin of the segments, one token per unit (input for rapidfuzz)."""
-    return " ".join(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
-
-
-def item_fields(item: ServiceItem) -> dict[str, list[str]]:
-    """The texts of an item that questions are compared with, by field."""
-    return {"alias": [item.name, *item.aliases], "question": list(item.questions),
-            "body": [*item.conditions, *item.steps]}
-
 
 class Matcher:
-    """An index over items, built once per knowledge snapshot."""
+    """The decision over an :class:`~bot.understanding.index.ItemIndex` (which it holds) and its rules,
+    built once per knowledge snapshot."""
 
     def __init__(self, items: Sequence[ServiceItem], core: CoreFn, settings: MatcherSettings | None = None,
                  ambiguous: Mapping[str, Sequence[str]] | None = None, out_of_scope: Iterable[str] = (),
@@ -270,37 +126,7 @@ class Matcher:
         ``contrast`` (family → item id → words, raw) tells sibling items apart (see ``_contrasted``)."""
         self.settings = settings or MatcherSettings()
         self._core = core
-        self.ids: tuple[str, ...] = tuple(item.id for item in items)
-        self._position = {ident: index for index, ident in enumerate(self.ids)}
-        field_weight = {"alias": self.settings.alias_field, "question": self.settings.question_field,
-                        "body": self.settings.body_field}
-        item_grams: list[dict[str, float]] = []     # gram -> best field weight, per item
-        aliases: list[list[tuple[str, ...]]] = []   # cores of name and aliases, per item
-        self._exact: dict[str, set[int]] = defaultdict(set)
-        self._pinyin: list[list[str]] = []           # folded pinyin of name, aliases, questions
-        for index, item in enumerate(items):
-            grams: dict[str, float] = {}
-            aliases.append([])
-            self._pinyin.append([])
-            for name, texts in item_fields(item).items():
-                for segments in map(core, texts):
-                    for gram in grams_of(segments):
-                        grams[gram] = max(grams.get(gram, 0.0), field_weight[name])
-                    if name != "body" and segments:
-                        sound = pinyin_string(segments)
-                        if sound not in self._pinyin[index]:  # the same sound scores the same: compared once
-                            self._pinyin[index].append(sound)
-                        self._exact["".join(segments)].add(index)
-                    if name == "alias" and segments:
-                        aliases[index].append(segments)
-            item_grams.append(grams)
-        self._weights = self._idf([set(g) for g in item_grams])
-        self._unknown_weight = {kind: self._gram_weight(kind) for kind in "ubp"}  # by gram type, see _gram_weight
-        self._item_grams = item_grams
-        self._postings = _postings(item_grams)
-        cap = max(self.settings.shortlist, int(self.settings.shortlist_max_share * len(item_grams)))
-        self._rare_postings = {g: p for g, p in self._postings.items() if len(p) <= cap}
-        self._ambiguous = self._compile_ambiguous(ambiguous or {})
+        self.index = ItemIndex(items, core, self.settings, ambiguous or {})
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
         # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
         self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
@@ -316,33 +142,22 @@ class Matcher:
         self._name_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
                                                   for t in item_fields(item)["alias"]) if len(w) >= 2)
                             for item in items]
-        self._contrast = self._compile_contrast(contrast or {}, norm or (lambda text: text))
-        self._alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
+        self._contrast = Contrast(contrast or {}, self.index.position, norm or (lambda text: text))
         by_sound: dict[str, set[str]] = defaultdict(set)
-        for own in self._alias_cores:
+        for own in self.index.alias_cores:
             for alias in own:
-                by_sound[_pinyin_key(alias)].add(alias)
+                by_sound[pinyin_key(alias)].add(alias)
         self._names_by_sound = {key: tuple(sorted(names)) for key, names in by_sound.items()}
-        generic = {term for term, _ in self._ambiguous}  # 抚恤金 is an alias, yet names two items
-        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
-                                for own in self._alias_cores]
-        self._anchors, self._specific_anchors = self._compile_anchors(aliases, cues or {})
+        self._anchors, self._specific_anchors = self._compile_anchors(self.index.alias_segments, cues or {})
         anchor_owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
         for index, anchors in enumerate(self._anchors):
             for gram in anchors:
                 anchor_owners[gram].add(index)
         self._anchor_owners = {gram: frozenset(owners) for gram, owners in anchor_owners.items()}
         self._names, self._name_owners = self._compile_names()
-        self._generic_names = frozenset(term for term, _ in self._ambiguous)
+        self._generic_names = frozenset(term for term, _ in self.index.ambiguous)
         self._all_specific = frozenset().union(*self._specific_anchors)
         self._question_anchors = self._compile_question_anchors(items)
-        # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
-        phrases = [[p for p in (Phrase(g, sum(self._weights[x] for x in g))
-                                for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
-        self._phrase_totals = [tuple(p.total for p in own) for own in phrases]
-        self._phrase_grams = [_phrase_postings(own) for own in phrases]
-        s = self.settings
-        self._weight_sum = s.coverage_weight + s.evidence_weight + s.phrase_weight + s.fuzzy_weight
 
     def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
                          ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
@@ -352,7 +167,7 @@ class Matcher:
         finds some item whose questions share a word or two with it. Also returns the *specific*
         ones (see ``clause_anchor_max_items``), which a clause needs to count as a second need."""
         own: list[set[str]] = []
-        for index, ident in enumerate(self.ids):
+        for index, ident in enumerate(self.index.ids):
             grams: set[str] = set()
             for segments in [*aliases[index], *(self._core(c) for c in cues.get(ident, ()))]:
                 grams |= {g for g in grams_of(segments) if g[0] != "u"}
@@ -366,10 +181,10 @@ class Matcher:
         # specific: few items' names hold it, and it is no everyday word of their questions either
         # (社区 is in two names but in most questions: "社区能开不" names nothing)
         used: dict[str, int] = defaultdict(int)
-        for item_grams in self._item_grams:
+        for item_grams in self.index.item_grams:
             for gram in item_grams:
                 used[gram] += 1
-        common = max(self.settings.clause_anchor_max_items, len(self.ids) // 4)
+        common = max(self.settings.clause_anchor_max_items, len(self.index.ids) // 4)
         specific = [frozenset(g for g in grams if df[g] <= self.settings.clause_anchor_max_items
                               and used[g] <= common) for grams in own]
         return anchors, specific
@@ -393,33 +208,6 @@ class Matcher:
             owned.append(frozenset(found))
         return owned
 
-    def _compile_contrast(self, contrast: Mapping[str, Mapping[str, Sequence[str]]], norm: Callable[[str], str]
-                          ) -> tuple[_Family, ...]:
-        """Per family: its words of two or more characters as one alternation over toneless pinyin
-        (longest first, so 居住证明 is not read as 居住证; 吴保 still says 五保), its
-        one-character words (exact characters only: 交 would meet 叫 and 教), which members each word
-        marks, and the members (``out_of_scope`` among them: lookalikes we do not handle). Unknown ids
-        and families of fewer than two known members are dropped."""
-        compiled = []
-        for members in contrast.values():
-            owners: dict[str, set[str]] = defaultdict(set)
-            for ident, words in members.items():
-                if ident in self._position or ident == OUTSIDE:
-                    for word in words:
-                        key = mask_digit_strings(norm(word)).replace(" ", "")
-                        if key:
-                            owners[key if len(key) == 1 else _pinyin_key(key)].add(ident)
-            known = frozenset(i for i in members if i in self._position or i == OUTSIDE)
-            if len(known) < 2 or not (known - {OUTSIDE}) or not owners:
-                continue
-            long = sorted((k for k in owners if len(k) > 1), key=lambda k: (-k.count("|"), k))
-            # whole syllables only: the key must start and end at a "|" or at an end of the text
-            pattern = re.compile(r"(?<![^|])(?:" + "|".join(map(re.escape, long)) + r")(?![^|])") if long else None
-            short = sorted(k for k in owners if len(k) == 1)
-            chars = re.compile("[" + "".join(map(re.escape, short)) + "]") if short else None
-            compiled.append(_Family(pattern, chars, {k: frozenset(v) for k, v in owners.items()}, known))
-        return tuple(compiled)
-
     def _contrasted(self, compact: str, scored: list[tuple[float, str]], done: Sequence[str] = ()
                     ) -> tuple[frozenset[str], frozenset[str]]:
         """Sibling items the question rules out: in a ``[contrast]`` family, when two or more members
@@ -434,46 +222,20 @@ class Matcher:
         words are there, the items it rules out are also returned apart: the caller falls back when the
         top is among them. ``done``: clauses that report something done; their words do not count for
         the item each of them completed (the close item it reads most like on its own)."""
-        if not self._contrast or not scored:
+        if not self._contrast.families or not scored:
             return frozenset(), frozenset()
         floor = max(scored[0][0] - self.settings.contrast_window, self.settings.clarify_min)
         close = {ident for score, ident in scored[: self.settings.max_candidates * 2] if score >= floor}
-        generic = [(match.start(), match.end(), {self.ids[i] for i in members})
-                   for term, members in self._ambiguous if term in compact
+        generic = [(match.start(), match.end(), {self.index.ids[i] for i in members})
+                   for term, members in self.index.ambiguous if term in compact
                    for match in re.finditer(re.escape(term), compact)]
         spans: list[tuple[int, int, str]] = []
         for clause in done:
             text, start = clause.replace(" ", ""), compact.find(clause.replace(" ", ""))
-            completed = self._ranked(self._core(clause), close) if start >= 0 else []
+            completed = self.index.ranked(self._core(clause), close) if start >= 0 else []
             if completed:
                 spans.append((start, start + len(text), completed[0][1]))
-        return self._ruled_out(compact, close, generic, spans)
-
-    def _ruled_out(self, compact: str, candidates: set[str], generic: Sequence[tuple[int, int, set[str]]] = (),
-                   done: Sequence[tuple[int, int, str]] = ()) -> tuple[frozenset[str], frozenset[str]]:
-        """Those of ``candidates`` that a ``[contrast]`` family rules out: members of a family, two or
-        more of them among the candidates, whose words the question lacks while it holds another's.
-
-        A word found inside a ``generic`` word of the question (``[ambiguous]``, as character spans)
-        marks all that word's items alike: 居住证 in 社区开居住证 is the permit's word, but 开居住证
-        names the permit or the proof, so it tells those two nothing (it still tells them from the
-        identity card). Returns what a sibling's words rule out, and apart what a family's
-        ``out_of_scope`` words alone rule out (驾驶证 among the cards, when no card of ours is named)."""
-        keyed: str | None = None
-        dropped: set[str] = set()
-        outside: set[str] = set()
-        for family in self._contrast:
-            rivals = family.members & candidates
-            if not rivals:
-                continue
-            keyed = keyed if keyed is not None else _pinyin_key(compact)
-            marked = family.marked(compact, keyed, generic, done)
-            named = marked & rivals
-            if named and named != rivals:
-                dropped |= rivals - named
-            elif marked == {OUTSIDE}:
-                outside |= rivals  # only the lookalike's words: 驾驶证到期换证
-        return frozenset(dropped), frozenset(outside)
+        return self._contrast.ruled_out(compact, close, generic, spans)
 
     def _off_topic(self, normalized: str, top: int, joined: str = "") -> bool:
         """True when the question holds an out-of-scope word, unless the top item uses that word itself
@@ -495,7 +257,7 @@ class Matcher:
         if asked or any(term not in self._owned_topics[top] for term in found):
             return True
         rest = self._out_of_scope_re.sub(" ", compact)
-        return not self.anchored(rest, (self.ids[top],))
+        return not self.anchored(rest, (self.index.ids[top],))
 
     def _topics(self, normalized: str, top: int, joined: str = "") -> tuple[list[str], bool]:
         """The out-of-scope words that count against the top item, and whether one of them is what
@@ -508,7 +270,7 @@ class Matcher:
         what they ask about (but "公租房楼道灯坏了，找哪个修" keeps 楼道灯: no other clause names the
         item)."""
         compact = normalized.replace(" ", "")
-        clauses = self._clause_spans(normalized)
+        clauses = clause_spans(normalized)
         found: list[str] = []
         asked = False
         for match in self._out_of_scope_re.finditer(compact):
@@ -531,17 +293,6 @@ class Matcher:
                         joined, *match.span(), top, self._every_item_word):
                     found.append(word)
         return found, asked
-
-    @staticmethod
-    def _clause_spans(normalized: str) -> list[tuple[int, int, bool]]:
-        """Clauses as (start, end) in the question without spaces, each with whether it asks something."""
-        spans: list[tuple[int, int, bool]] = []
-        position = 0
-        for part in normalized.split(" "):
-            if part:
-                spans.append((position, position + len(part), bool(_QUESTION.search(part))))
-                position += len(part)
-        return spans
 
     def _context_only(self, compact: str, clauses: Sequence[tuple[int, int, bool]], start: int, end: int,
                       top: int) -> bool:
@@ -591,7 +342,7 @@ class Matcher:
         only of such pieces (申领) silently does nothing; so does one that stop words cut down to
         single characters (丢了 → 丢). ``faq check`` reports it where the word is written; the
         matcher only says which words."""
-        index = self._position.get(ident)
+        index = self.index.position.get(ident)
         if index is None:
             return None
         segments = self._core(word)
@@ -609,147 +360,15 @@ class Matcher:
         """True when a text's anchor grams (``held``, see :func:`anchor_grams`) hold an anchor of any of
         the items. Why apart from :meth:`anchored`: callers asking about several items one by one
         compute the grams once."""
-        return any(held & self._anchors[self._position[i]] for i in idents if i in self._position)
-
-    def _compile_ambiguous(self, ambiguous: Mapping[str, Sequence[str]]) -> list[tuple[str, tuple[int, ...]]]:
-        """(core of the generic word, items it may mean), longest word first; unknown ids dropped."""
-        compiled: dict[str, set[int]] = defaultdict(set)
-        for term, ids in ambiguous.items():
-            key = "".join(self._core(term))
-            known = {self._position[i] for i in ids if i in self._position}
-            if key and len(known) >= 2:
-                compiled[key] |= known
-        return sorted(((k, tuple(sorted(v))) for k, v in compiled.items()), key=lambda kv: -len(kv[0]))
-
-    def _idf(self, item_grams: list[set[str]]) -> dict[str, float]:
-        """IDF per gram, scaled by the gram type's weight."""
-        count = max(len(item_grams), 1)
-        df: dict[str, int] = defaultdict(int)
-        for grams in item_grams:
-            for gram in grams:
-                df[gram] += 1
-        return {g: self._type_weight(g) * math.log(1 + count / n) for g, n in df.items()}
-
-    def _type_weight(self, gram: str) -> float:
-        s = self.settings
-        return {"u": s.unigram_weight, "b": s.bigram_weight, "p": s.pinyin_weight}[gram[0]]
-
-    def _gram_weight(self, gram: str) -> float:
-        known = self._weights.get(gram)
-        if known is not None:
-            return known
-        rarest = math.log(1 + max(len(self.ids), 1))
-        return self._type_weight(gram) * rarest * self.settings.oov_factor
+        return any(held & self._anchors[self.index.position[i]] for i in idents if i in self.index.position)
 
     def features(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[Features, str]]:
         """(features, id) best first, over the shortlist (or over ``only`` when given)."""
-        return self._ranked(self._core(normalized), only)
-
-    def _ranked(self, segments: tuple[str, ...], only: Iterable[str] | None,
-                grams: set[str] | None = None) -> list[tuple[Features, str]]:
-        grams = grams_of(segments) if grams is None else grams
-        if not grams:
-            return []
-        known, unknown = self._weights, self._unknown_weight  # inlined _gram_weight: hot path
-        weights = {g: known.get(g) or unknown[g[0]] for g in grams}
-        total = sum(weights.values())
-        joined = "".join(segments)
-        exact = self._exact.get(joined, set())
-        if only is not None:
-            shortlist = [self._position[i] for i in only if i in self._position]
-            overlap = {i: self._overlap(i, weights) for i in shortlist}
-        else:
-            shortlist, overlap = self._shortlist(weights)
-            for i in exact:  # a whole name or alias is scored even when its grams are common ones
-                if i not in overlap:
-                    shortlist.append(i)
-                    overlap[i] = self._overlap(i, weights)
-        fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
-        scored = [(self._features(i, grams, weights, total, overlap[i], fuzzy.get(i, 0.0), i in exact,
-                                  self._names_in(i, joined)), self.ids[i]) for i in shortlist]
-        scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
-        return scored
-
-    def _overlap(self, index: int, weights: Mapping[str, float]) -> float:
-        """IDF-weighted share of the question's grams the item uses (set intersection runs in C)."""
-        own = self._item_grams[index]
-        return sum(weights[g] * own[g] for g in own.keys() & weights.keys())
+        return self.index.ranked(self._core(normalized), only)
 
     def scores(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[float, str]]:
         """(score, id) best first."""
         return [(f.score, ident) for f, ident in self.features(normalized, only)]
-
-    def _shortlist(self, weights: Mapping[str, float]) -> tuple[list[int], dict[int, float]]:
-        """Items worth scoring, and the overlap (see :meth:`_overlap`) of every item scored.
-
-        The shortlist is the best by the weight of the question's *rarer* grams: only grams in at most
-        a few percent of the items take part, so a province-sized catalogue does not walk thousands of
-        postings for 办 or 证. The overlap is finished from the same pass: the rare grams' share is what
-        the walk summed, the common grams' share is looked up per shortlisted item (a handful of grams,
-        instead of intersecting every item's thousands of grams with the question).
-        """
-        partial: dict[int, float] = defaultdict(float)
-        postings = self._rare_postings
-        if not any(g in postings for g in weights):
-            postings = self._postings  # only common words in the question: use them after all
-        common: list[str] = []
-        for gram, weight in weights.items():
-            found = postings.get(gram)
-            if found is None:
-                if gram in self._postings:  # a common gram (an unknown one is in no item)
-                    common.append(gram)
-                continue
-            for index, field_weight in found:
-                partial[index] += weight * field_weight
-        shortlist = heapq.nlargest(self.settings.shortlist, partial, key=partial.__getitem__)
-        grams = self._item_grams
-        common_weights = [weights[g] for g in common]
-        # map() keeps the per-item sum in C; a gram the item lacks adds 0.0, as in _overlap
-        overlap = {i: partial[i] + sum(map(mul, common_weights, map(grams[i].get, common, repeat(0.0))))
-                   for i in shortlist}
-        return shortlist, overlap
-
-    def _fuzzy(self, query_pinyin: str, shortlist: Sequence[int]) -> dict[int, float]:
-        """Best rapidfuzz ratio (0–1) per item: one C-level ``extractOne`` over each item's phrases
-        (cheaper than ranking all shortlisted phrases together, which sorts a thousand results)."""
-        if not query_pinyin:
-            return {}
-        best: dict[int, float] = {}
-        for index in shortlist:
-            found = process.extractOne(query_pinyin, self._pinyin[index], scorer=fuzz.ratio)
-            if found is not None:
-                best[index] = found[1] / 100
-        return best
-
-    def _names_in(self, index: int, joined: str) -> bool:
-        """True when one of the item's own names or aliases stands whole in the question's core."""
-        return any(map(joined.__contains__, self._naming_aliases[index]))
-
-    def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
-                  overlap: float, fuzzy: float, exact: bool, named: bool = False) -> Features:
-        """The four views of one item, plus a bonus when one of its names stands whole in the question
-        (社保转移 is the pension transfer even when the rest of the question reads like the medical
-        insurance one); an exact name/alias match scores 100 outright."""
-        s = self.settings
-        best_phrase = 0.0
-        postings = self._phrase_grams[index]
-        common = postings.keys() & grams
-        if common:
-            totals = self._phrase_totals[index]
-            shared = [0.0] * len(totals)
-            for gram in common:
-                weight = weights[gram]
-                for number in postings[gram]:
-                    shared[number] += weight
-            best_phrase = max(map(truediv, shared, totals))
-        coverage = overlap / total if total else 0.0
-        evidence = 1 - math.exp(-overlap / s.evidence_scale)
-        if exact:
-            return Features(coverage, evidence, overlap, best_phrase, fuzzy, 100.0)
-        # built once (this runs ~35 times per question): the score is computed from the parts first
-        plain = self._weighted(coverage, evidence, best_phrase, fuzzy)
-        bonus = s.named_bonus if named else 0.0
-        return Features(coverage, evidence, overlap, best_phrase, fuzzy, min(99.9, plain + bonus))
 
     def match(self, normalized: str) -> MatchResult:
         """Decide answer / clarify / fallback for one normalised question. Phone and ID numbers,
@@ -760,29 +379,29 @@ class Matcher:
         heard = self._heard_name(segments)
         if heard is not None:  # 滴保咋个申请: the name 低保, typed by ear
             normalized, segments, joined = normalized.replace(joined, heard), (heard,), heard
-        if len(units(joined)) < self.settings.min_units and joined not in self._exact:
+        if len(units(joined)) < self.settings.min_units and joined not in self.index.exact:
             return MatchResult("fallback", None, (), 0.0)  # "1", "啊": too little to go on
         if self._about_office(normalized):
             return MatchResult("fallback", None, (), 0.0)  # 社保局几点下班: the office, not an item
         grams = grams_of(segments)
-        ranked = self._ranked(segments, None, grams)
+        ranked = self.index.ranked(segments, None, grams)
         scored = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
         after = self._after_context(normalized, scored)
         if after is not None:
             return after
         if (ranked and scored[0][0] < self.settings.out_of_scope_override
-                and self._off_topic(normalized, self._position[ranked[0][1]], joined)):
+                and self._off_topic(normalized, self.index.position[ranked[0][1]], joined)):
             # 驾照到期了咋个换: a topic we do not handle. An alias standing whole does not save the
             # item (公积金能取来交医保吗 holds 交医保, 车子年审 holds 年审); a word it owns does (see
             # _off_topic)
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
-        if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self._exact:
+        if ranked and ranked[0][0].matched < self.settings.min_evidence and joined not in self.index.exact:
             # 那要办好久: only generic words matched, however similar the strings look
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         # a done matter is no evidence for itself between siblings ("社保我已经转好了，医保关系咋个转回来") nor
         # for the meaning of a generic word ("失业登记已经做了，失业金咋个领"; see _asked)
-        done = [c.text for c in _clauses(normalized) if c.aside and _DONE.search(c.text)]
+        done = [c.text for c in split_clauses(normalized) if c.aside and DONE.search(c.text)]
         asked = self._asked(normalized)
         asked_compact = asked.replace(" ", "")
         dropped, outside = self._contrasted(compact, scored, done)
@@ -798,7 +417,7 @@ class Matcher:
         if ambiguous:
             return ambiguous  # it names items, or uses a listed word for several: anchored either way
         result = decide(scored, self.settings)
-        if result.action != "fallback" and joined not in self._exact:
+        if result.action != "fallback" and joined not in self.index.exact:
             # a name heard by ear rewrote the question: its core is no longer ``segments``
             held = (anchor_grams(segments, normalized, grams) if heard is None
                     else anchor_grams(self._core(normalized), normalized))
@@ -827,9 +446,9 @@ class Matcher:
         question says, so its pinyin bigram alone carries too little weight to answer (``min_evidence``)
         although it is exactly the name. Only the whole question, so a stray homophone inside a
         longer question changes nothing."""
-        if len(segments) != 1 or segments[0] in self._exact or len(segments[0]) < 2:
+        if len(segments) != 1 or segments[0] in self.index.exact or len(segments[0]) < 2:
             return None
-        names = self._names_by_sound.get(_pinyin_key(segments[0]), ())
+        names = self._names_by_sound.get(pinyin_key(segments[0]), ())
         return names[0] if len(names) == 1 else None
 
     def _about_office(self, normalized: str) -> bool:
@@ -845,7 +464,7 @@ class Matcher:
         """The decision when the top item is named only in clauses said in passing and the clauses that
         ask name something else. Said in passing is what was done ("结婚证领好了", "医保交了的"), who someone
         is ("我是低保户", "也是五保户"), what they have ("家里老人有残疾证", "出生证明也在"), who asks for whom
-        ("网格员帮一个老人问") or a paper to bring ("要带残疾证原件不"; see :func:`_clauses`).
+        ("网格员帮一个老人问") or a paper to bring ("要带残疾证原件不"; see :func:`split_clauses`).
 
         The decision is the rest's own, when it answers or offers other items clearly ("出生证明办好了，接下来
         医保咋个给他上", "我们有低保，想申请公租房"); or a fallback when the rest names no item and speaks of
@@ -863,7 +482,7 @@ class Matcher:
         uses the catalogue's vocabulary)."""
         if not scored:
             return None
-        clauses = _clauses(normalized)
+        clauses = split_clauses(normalized)
         aside = [c.text for c in clauses if c.aside]
         if not aside:
             return None
@@ -876,13 +495,13 @@ class Matcher:
             return None
         # the rest names the top item by a word of its own — not only by one it shares with the items close
         # to it (报销 of 外地看病报销 is also the reimbursement's, after "当时没有办异地备案")
-        close = [self._anchors[self._position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
+        close = [self._anchors[self.index.position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
         grams = grams_of(segments)
         held = anchor_grams(segments, rest, grams)
-        if (held & self._anchors[self._position[top]]) - frozenset().union(*close):
+        if (held & self._anchors[self.index.position[top]]) - frozenset().union(*close):
             return None
-        done = self.anchored(" ".join(c for c in aside if _DONE.search(c)), (top,))
-        again = [(f.score, ident) for f, ident in self._ranked(segments, None, grams)]
+        done = self.anchored(" ".join(c for c in aside if DONE.search(c)), (top,))
+        again = [(f.score, ident) for f, ident in self.index.ranked(segments, None, grams)]
         if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
             return None  # the rest alone still reads most like the top item, and well
         own = next((score for score, ident in again if ident == top), 0.0)
@@ -892,14 +511,14 @@ class Matcher:
         if (result.action != "fallback" and result.score >= self.settings.after_context_min
                 and (done or self._each_named(rest, result.candidates, top))):
             return result  # the rest names another item, and reads more like it than like the one aside
-        if self._off_topic(rest, self._position[top], "".join(segments)):
+        if self._off_topic(rest, self.index.position[top], "".join(segments)):
             return MatchResult("fallback", None, (), round(scored[0][0], 2))  # "…，供电所电话多少"
         if not done:
             return None
         # what the rest asks (its clauses with a question word; else its last clause) speaks of a matter
         # no item's texts know: "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
-        asking = [c.text for c in clauses if not c.aside and _QUESTION.search(c.text)] or [rest.split(" ")[-1]]
-        unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self._weights}
+        asking = [c.text for c in clauses if not c.aside and QUESTION.search(c.text)] or [rest.split(" ")[-1]]
+        unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self.index.weights}
         return MatchResult("fallback", None, (), round(scored[0][0], 2)) if len(unknown) >= 2 else None
 
     def _asking(self, normalized: str) -> str:
@@ -908,8 +527,8 @@ class Matcher:
 
         Why: when the top items tie, the one the asking clause names is the need; the other is named only
         in the story before it ("当时没有办异地备案，现在回来了，回来报销要哪些材料": reimbursement)."""
-        clauses = [c.text for c in _clauses(normalized) if not c.aside]
-        asking = [c for c in clauses if _QUESTION.search(c)]
+        clauses = [c.text for c in split_clauses(normalized) if not c.aside]
+        asking = [c for c in clauses if QUESTION.search(c)]
         return " ".join(asking) if asking and len(asking) < len(clauses) else normalized
 
     def _asked_option(self, normalized: str, scored: list[tuple[float, str]], result: MatchResult) -> MatchResult:
@@ -918,7 +537,7 @@ class Matcher:
         asking = self._asking(normalized)
         if asking == normalized:
             return result
-        again = [(f.score, ident) for f, ident in self._ranked(self._core(asking), result.candidates)]
+        again = [(f.score, ident) for f, ident in self.index.ranked(self._core(asking), result.candidates)]
         if not again or (len(again) > 1 and again[0][0] - again[1][0] < self.settings.clause_margin):
             return result
         best = again[0][1]
@@ -937,10 +556,10 @@ class Matcher:
         the items apart (我是退役士兵，想办个优待证). ``[contrast]`` families read the whole question and
         only discount, in a done clause, the item it completed (see :meth:`_contrasted`): its other words
         still tell (刚办了一级残疾证，……能申请哪些补贴: 一级 is the nursing subsidy's)."""
-        clauses = _clauses(normalized)
-        if not any(c.aside and _DONE.search(c.text) for c in clauses):
+        clauses = split_clauses(normalized)
+        if not any(c.aside and DONE.search(c.text) for c in clauses):
             return normalized
-        rest = " ".join(c.text for c in clauses if not (c.aside and _DONE.search(c.text)))
+        rest = " ".join(c.text for c in clauses if not (c.aside and DONE.search(c.text)))
         return rest if len(units("".join(self._core(rest)))) >= self.settings.min_units else normalized
 
     def _each_named(self, text: str, idents: Sequence[str], aside: str) -> bool:
@@ -952,12 +571,12 @@ class Matcher:
         compact = text.replace(" ", "")
 
         def holds(word: str) -> bool:  # also loosely: 回来以后报销 holds 回来报销, 优待的证 holds 优待证
-            return word in compact or (len(word) >= 3 and _remove_loosely(compact, word) is not None)
+            return word in compact or (len(word) >= 3 and remove_loosely(compact, word) is not None)
 
         def names(ident: str) -> set[str]:
-            index = self._position[ident]
+            index = self.index.position[ident]
             return ({w for w in self._name_words[index] if holds(w)}
-                    | {term for term, members in self._ambiguous if index in members and holds(term)})
+                    | {term for term, members in self.index.ambiguous if index in members and holds(term)})
 
         words = [names(ident) for ident in idents]
         taken = names(aside)
@@ -969,7 +588,7 @@ class Matcher:
         ("儿子结婚请客，要不要去社区报备": the association was checked, the marriage is answered)."""
         if (result.action != "answer" or result.item == top or result.item is None
                 or result.score >= self.settings.out_of_scope_override
-                or not self._off_topic(normalized, self._position[result.item], joined)):
+                or not self._off_topic(normalized, self.index.position[result.item], joined)):
             return result
         return MatchResult("fallback", None, (), result.score)
 
@@ -1012,8 +631,8 @@ class Matcher:
         # a candidate lacking the top item's words counts only when a [contrast] word marks it (上门照顾，
         # 政府出钱不: 出钱 is the care subsidy's); else the top item's own word decides (三级残疾，吃低保的)
         needed = self._top_words(normalized, scored[0][1])[1]
-        marked = self._marked(normalized.replace(" ", ""), scored[0][1])
-        options = [ident for ident in options if needed <= self._anchors[self._position[ident]] or ident in marked]
+        marked = self._contrast.marked(normalized.replace(" ", ""), scored[0][1])
+        options = [ident for ident in options if needed <= self._anchors[self.index.position[ident]] or ident in marked]
         if len(options) < 2 or options[0] != scored[0][1]:
             benefit = _BENEFIT.search(normalized.replace(" ", ""))
             options = self._same_subject(normalized, scored) if benefit else []
@@ -1021,18 +640,11 @@ class Matcher:
                 return None
         return MatchResult("clarify", None, tuple(options), round(scored[0][0], 2))
 
-    def _marked(self, compact: str, sibling: str) -> set[str]:
-        """Items a ``[contrast]`` word in the question marks, in the families ``sibling`` belongs to
-        (not the lookalikes we do not handle)."""
-        keyed = _pinyin_key(compact)
-        return set().union(*(family.marked(compact, keyed) for family in self._contrast
-                             if sibling in family.members)) - {OUTSIDE}
-
     def _top_words(self, normalized: str, ident: str) -> tuple[list[str], set[str]]:
         """The item's own words (name, alias, cue) standing whole in the question, none inside another
         found one, and their character bigrams."""
         compact = normalized.replace(" ", "")
-        found = [w for w in self._item_words[self._position[ident]] if w in compact]
+        found = [w for w in self._item_words[self.index.position[ident]] if w in compact]
         words = [w for w in found if not any(w != other and w in other for other in found)]
         return words, {"b" + w[i - 1:i + 1] for w in words for i in range(1, len(w))}
 
@@ -1048,23 +660,23 @@ class Matcher:
         subsidy) does. Whole words of the item (name, alias, cue), not its bigrams: bigrams that
         cross words in a cue (人去 from 退休工人去世) would make every question look specific."""
         compact = normalized.replace(" ", "")
-        top = self._position[scored[0][1]]
+        top = self.index.position[scored[0][1]]
         words, needed = self._top_words(normalized, scored[0][1])
         if not words:
             return []
         floor = max(scored[0][0] - self.settings.subject_margin, self.settings.clarify_min)
         options = [ident for score, ident in scored[: self.settings.max_candidates * 2]
-                   if score >= floor and needed <= self._anchors[self._position[ident]]]
+                   if score >= floor and needed <= self._anchors[self.index.position[ident]]]
         if len(options) > self.settings.subject_max_items:
             return []  # a subject of many items (残疾) is no subject: the usual decision stands
-        ruled_out, _ = self._ruled_out(compact, set(options)) if len(options) > 1 else (frozenset(), None)
+        ruled_out, _ = self._contrast.ruled_out(compact, set(options)) if len(options) > 1 else (frozenset(), None)
         options = [ident for ident in options if ident not in ruled_out][: self.settings.max_candidates]
         if len(options) < 2:
             return []
         rest = compact
         for word in words:
             rest = rest.replace(word, " ")
-        others = set().union(*(self._anchors[self._position[i]] for i in options[1:]))
+        others = set().union(*(self._anchors[self.index.position[i]] for i in options[1:]))
         if (anchor_grams(self._core(rest), rest) & self._anchors[top]) - others:
             return []  # the rest names the top item alone (参保的人过世了: 参保)
         return options
@@ -1077,17 +689,17 @@ class Matcher:
         if result.score < self.settings.loose_anchor_score:
             return False
         grams = anchor_grams(segments, normalized)
-        return any(grams & self._question_anchors[self._position[i]] for i in result.candidates)
+        return any(grams & self._question_anchors[self.index.position[i]] for i in result.candidates)
 
     def _compile_names(self) -> tuple[re.Pattern[str] | None, dict[str, frozenset[int]]]:
         """Whole names a question may list: every item's name and aliases (cores of two or more
         characters) and the ``[ambiguous]`` words, each with the items it names, as one alternation,
         longest first (居住证明 before 居住证: the longer name is the one read)."""
         owners: dict[str, set[int]] = defaultdict(set)
-        for index, own in enumerate(self._alias_cores):
+        for index, own in enumerate(self.index.alias_cores):
             for alias in own:
                 owners[alias].add(index)
-        for term, members in self._ambiguous:
+        for term, members in self.index.ambiguous:
             if len(term) >= 2:
                 owners[term].update(members)
         if not owners:
@@ -1142,12 +754,10 @@ class Matcher:
                 cover[index].update(range(first, last))
         most = max(len(c) for c in cover.values())
         items = {i for i, c in cover.items() if len(c) == most}
-        for term, term_members in self._ambiguous:
+        for term, term_members in self.index.ambiguous:
             if term in text:
                 items.update(term_members)
-        keyed = _pinyin_key(text)
-        for family in self._contrast:
-            items.update(self._position[i] for i in family.marked(text, keyed) if i != OUTSIDE)
+        items.update(self.index.position[i] for i in self._contrast.marked(text))
         return frozenset(items & members)
 
     def _named_in_full(self, normalized: str, side: Sequence[_Occurrence],
@@ -1164,8 +774,7 @@ class Matcher:
         grams = anchor_grams(self._core(text), text)
         if not strict and any(grams & self._specific_anchors[i] for o in side for i in o[2]):
             return True
-        keyed = _pinyin_key(text)
-        return any(family.marked(text, keyed) - {OUTSIDE} for family in self._contrast)
+        return bool(self._contrast.marked(text))
 
     def _several_named(self, normalized: str, scored: list[tuple[float, str]],
                        ranked: Sequence[tuple[Features, str]] = ()) -> MatchResult | None:
@@ -1183,7 +792,8 @@ class Matcher:
             return None
         s = self.settings
         everyone = [(f.score, ident) for f, ident in ranked] if ranked else scored
-        pool = [self._position[ident] for score, ident in everyone[: s.max_candidates * 2] if score >= s.clarify_min]
+        pool = [self.index.position[ident] for score, ident in everyone[: s.max_candidates * 2]
+                if score >= s.clarify_min]
         if len(pool) < 2:
             return None
         order = {ident: rank for rank, (_, ident) in enumerate(everyone)}
@@ -1226,22 +836,23 @@ class Matcher:
             clause_end = normalized.find(" ", end)
             clause = normalized[clause_start: clause_end if clause_end >= 0 else None]
             if (_LISTED_AS_CONTEXT.search(normalized[clause_start:start]) or _NEEDS_LISTED.search(normalized, 0, start)
-                    or _stated(clause) or _DONE.search(clause)):
+                    or stated(clause) or DONE.search(clause)):
                 # who the resident is (我是低保户和残疾人) or has (身份证社保卡都在), what to bring (要带身份证和
                 # 社保卡) or what a need named before requires (申请生育津贴需要出生证明还是结婚证), or done
                 continue
             named = [self._named_by(normalized, side, members) for side in (left, right)]
             if not all(named):
                 continue
-            best = [min(items, key=lambda i: (self.ids[i] not in kept, order[self.ids[i]])) for items in named]
+            best = [min(items, key=lambda i: (self.index.ids[i] not in kept, order[self.index.ids[i]]))
+                    for items in named]
             if best[0] == best[1] or self._said_of_one(normalized, clause_start, start, end, best):
                 continue
             for side, top in zip((left, right), best):
-                chosen.add(self.ids[top])
+                chosen.add(self.index.ids[top])
                 text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
-                for term, term_members in self._ambiguous:  # 残疾证: the new card or the renewal alike
+                for term, term_members in self.index.ambiguous:  # 残疾证: the new card or the renewal alike
                     if top in term_members and term in text:
-                        chosen.update(self.ids[i] for i in term_members if self.ids[i] in kept)
+                        chosen.update(self.index.ids[i] for i in term_members if self.index.ids[i] in kept)
         return chosen
 
     def _list_sides(self, normalized: str, found: Sequence[_Occurrence],
@@ -1267,8 +878,7 @@ class Matcher:
             return True
         if anchor_grams(self._core(text), text) & self._all_specific:
             return True
-        keyed = _pinyin_key(text)
-        return any(family.marked(text, keyed) - {OUTSIDE} for family in self._contrast)
+        return bool(self._contrast.marked(text))
 
     def _said_of_one(self, normalized: str, clause_start: int, start: int, end: int, best: Sequence[int]) -> bool:
         """True when what the clause says of the list (after it, or in a 的 modifier before it) is a
@@ -1292,12 +902,12 @@ class Matcher:
 
         Why per clause: scored as a whole, the clause with more words wins and the other need is
         silently dropped. A clause counts when it asks or complains about something (办, 领, 咋个, 不发 …;
-        see :func:`_clauses`), so context ("我是低保户，…") does not make a second need, and only when it
+        see :func:`split_clauses`), so context ("我是低保户，…") does not make a second need, and only when it
         alone answers one item clearly, with an anchor of that item inside it (see ``_clause_winner``).
         A clause that only states the matter ("在工地摔伤了") counts too when another adds a second one
         to it (也, 还, 再). Only the overall best candidates are scored again, and only clauses that
         hold an anchor of one of them, so this costs a few set operations, not a second search."""
-        clauses = _clauses(normalized)[-self.settings.max_clauses:]
+        clauses = split_clauses(normalized)[-self.settings.max_clauses:]
         if len(clauses) < 2 or not scored:
             return None
         pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
@@ -1316,7 +926,7 @@ class Matcher:
         options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
         return MatchResult("clarify", None, options, round(scored[0][0], 2))
 
-    def _clause_winner(self, clause: _Clause, pool: Sequence[str], best: str) -> str | None:
+    def _clause_winner(self, clause: Clause, pool: Sequence[str], best: str) -> str | None:
         """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead),
         holding a *specific* anchor of it that the overall best item lacks (备案 belongs to the
         association and to the out-of-town treatment: the first need's word, not a second need);
@@ -1332,28 +942,29 @@ class Matcher:
             return None
         scoring = grams_of(segments)
         grams = anchor_grams(segments, clause.text, scoring)
-        if not any(grams & self._anchors[self._position[ident]] for ident in pool):
+        if not any(grams & self._anchors[self.index.position[ident]] for ident in pool):
             return None  # names none of the candidates: not worth scoring
-        ranked = self._ranked(segments, pool, scoring)
+        ranked = self.index.ranked(segments, pool, scoring)
         ruled_out: frozenset[str] = frozenset()
-        if self._contrast and len(ranked) > 1:
-            ruled_out, _ = self._ruled_out(clause.text.replace(" ", ""), {i for _, i in ranked[:s.max_candidates]})
+        if self._contrast.families and len(ranked) > 1:
+            ruled_out, _ = self._contrast.ruled_out(clause.text.replace(" ", ""),
+                                                    {i for _, i in ranked[:s.max_candidates]})
             ranked = [pair for pair in ranked if pair[1] not in ruled_out]
         if not ranked:
             return None
         top, ident = ranked[0]
-        index = self._position[ident]
+        index = self.index.position[ident]
         runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
         named = clause.adds and self._names_item(clause.text, index)
         if (top.score < (s.added_clause_min if named else s.clause_min) or top.score - runner_up < s.clause_margin
                 or top.matched < s.min_evidence):
             return None
         resolved = ruled_out and any(
-            term in clause.text and index in members and any(self.ids[i] in ruled_out for i in members)
-            for term, members in self._ambiguous)
+            term in clause.text and index in members and any(self.index.ids[i] in ruled_out for i in members)
+            for term, members in self.index.ambiguous)
         held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
         if ident != best:
-            held -= self._anchors[self._position[best]]
+            held -= self._anchors[self.index.position[best]]
         return ident if held else None
 
     def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
@@ -1366,23 +977,23 @@ class Matcher:
         "社保卡咋个办" → nothing left that tells them apart, ask.
         """
         joined = "".join(segments)
-        for term, members in self._ambiguous:
+        for term, members in self.index.ambiguous:
             # most words are not there at all: their first character settles it without a call
-            rest = _remove_loosely(joined, term) if term[0] in joined else None
+            rest = remove_loosely(joined, term) if term[0] in joined else None
             if rest is None:
                 continue
-            ids = [self.ids[i] for i in members if self.ids[i] not in dropped]
+            ids = [self.index.ids[i] for i in members if self.index.ids[i] not in dropped]
             if len(ids) < 2:
                 continue  # the others were ruled out by [contrast] words: the word names one item here
             if joined != term:
-                if joined in self._exact:
+                if joined in self.index.exact:
                     return None  # the question is exactly one item's name or alias (社保卡丢了)
                 if not scored or (scored[0][1] not in ids and not self._unclaimed_top(rest, scored, ids)):
                     return None  # the question is about something else that merely mentions the word
                 # the word itself (居住证 in 开居住证) is no evidence for one of its items, but a longer
                 # word holding it is (失业保险 holds 失业: the benefit, not the registration)
                 spans = [(m.start(), m.end(), set(ids)) for m in re.finditer(re.escape(term), compact)]
-                ruled_out, _ = self._ruled_out(compact, set(ids), spans)
+                ruled_out, _ = self._contrast.ruled_out(compact, set(ids), spans)
                 if len(ids) - len(ruled_out) == 1:
                     # 补一张社保卡: 补 leaves one of the word's items, whatever the scores say
                     return self._only_member(next(i for i in ids if i not in ruled_out), scored)
@@ -1423,13 +1034,13 @@ class Matcher:
         another member's longer alias does not count (办社保卡 inside 补办社保卡)."""
         found: dict[int, str] = {}
         for index in members:
-            present = [a for a in self._alias_cores[index]
-                       if len(a) > len(term) and a in joined and _remove_loosely(a, term) is not None]
+            present = [a for a in self.index.alias_cores[index]
+                       if len(a) > len(term) and a in joined and remove_loosely(a, term) is not None]
             if present:
                 found[index] = max(present, key=len)
         named = [i for i, alias in found.items()
                  if not any(alias != other and alias in other for j, other in found.items() if j != i)]
-        return self.ids[named[0]] if len(named) == 1 else None
+        return self.index.ids[named[0]] if len(named) == 1 else None
 
     @staticmethod
     def _member_gap(scored: list[tuple[float, str]], ids: Sequence[str]) -> float:
@@ -1449,14 +1060,15 @@ class Matcher:
         telling = self._telling(segments, members)
         if not telling:
             return 0.0, None, 0.0
-        weights = {g: self._gram_weight(g) for g in grams_of(segments) | telling}
+        weights = {g: self.index.gram_weight(g) for g in grams_of(segments) | telling}
 
         def overlap(index: int, grams: Iterable[str]) -> float:
-            return sum(weights[g] * self._item_grams[index].get(g, 0.0) for g in grams)
+            return sum(weights[g] * self.index.item_grams[index].get(g, 0.0) for g in grams)
 
-        overlaps = sorted(((overlap(i, telling), i) for i in members), key=lambda pair: (-pair[0], self.ids[pair[1]]))
+        overlaps = sorted(((overlap(i, telling), i) for i in members),
+                          key=lambda pair: (-pair[0], self.index.ids[pair[1]]))
         leader = overlaps[0][1]
-        return overlaps[0][0] - overlaps[1][0], self.ids[leader], overlap(leader, grams_of(segments))
+        return overlaps[0][0] - overlaps[1][0], self.index.ids[leader], overlap(leader, grams_of(segments))
 
     def _telling(self, segments: tuple[str, ...], members: Sequence[int]) -> set[str]:
         """The grams of the rest that may tell the members apart: its characters, its bigrams that bring
@@ -1469,7 +1081,7 @@ class Matcher:
         resident left open. A word only one member knows (满月, 水泡烂, 认证) still counts, and a
         character alone counts through the lead only when a member lacks it (领, 交, 丢)."""
         out: set[str] = set()
-        own = [self._item_grams[i] for i in members]
+        own = [self.index.item_grams[i] for i in members]
 
         def new_to_some(unit: str) -> bool:
             return any("u" + unit not in grams for grams in own)
@@ -1506,22 +1118,14 @@ class Matcher:
             return False
         parts = tuple(part for part in rest.split(" ") if part)
         grams = anchor_grams(parts, " ".join(parts))
-        return not grams & self._anchors[self._position[scored[0][1]]]
+        return not grams & self._anchors[self.index.position[scored[0][1]]]
 
     def _score_only(self, segments: tuple[str, ...], ids: Sequence[str]) -> list[tuple[float, str]]:
         """Scores of the given items, exact-phrase bonus ignored (the word is generic by definition)."""
-        ranked = [(f.score if f.score < 100.0 else self._plain(f), ident) for f, ident in self._ranked(segments, ids)]
+        ranked = [(f.score if f.score < 100.0 else self.index.plain(f), ident)
+                  for f, ident in self.index.ranked(segments, ids)]
         ranked.sort(key=lambda pair: (-pair[0], pair[1]))
         return ranked
-
-    def _plain(self, f: Features) -> float:
-        """Weighted mean of the features, 0–100 (the weights need not sum to 1)."""
-        return self._weighted(f.overlap, f.evidence, f.phrase, f.fuzzy)
-
-    def _weighted(self, coverage: float, evidence: float, phrase: float, fuzzy: float) -> float:
-        s = self.settings
-        return 100 * (s.coverage_weight * coverage + s.evidence_weight * evidence + s.phrase_weight * phrase
-                      + s.fuzzy_weight * fuzzy) / self._weight_sum
 
 
 def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResult:
@@ -1542,66 +1146,7 @@ def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResu
     return MatchResult("clarify", None, tuple(close), round(top, 2))
 
 
-def _phrase_postings(phrases: Sequence[Phrase]) -> dict[str, tuple[int, ...]]:
-    """gram -> numbers of the item's phrases holding it. Why: the share of each name/alias a question
-    holds is summed over the grams the question and the item share (a few), instead of intersecting
-    the question with every phrase of every shortlisted item (the hottest loop of a match)."""
-    found: dict[str, list[int]] = defaultdict(list)
-    for number, phrase in enumerate(phrases):
-        for gram in phrase.grams:
-            found[gram].append(number)
-    return {gram: tuple(numbers) for gram, numbers in found.items()}
 
-
-def _postings(item_grams: list[dict[str, float]]) -> dict[str, tuple[tuple[int, float], ...]]:
-    """gram -> ((item, field weight), ...)."""
-    postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for index, grams in enumerate(item_grams):
-        for gram, field_weight in grams.items():
-            postings[gram].append((index, field_weight))
-    return {g: tuple(v) for g, v in postings.items()}
-
-
-def _remove_loosely(text: str, term: str, slack: int = 2) -> str | None:
-    """``text`` with ``term`` cut out (a space left in its place), allowing up to ``slack`` other
-    characters inside it (残疾人有补贴 contains 残疾人补贴, leaving 有); ``None`` when absent."""
-    if term in text:
-        return text.replace(term, " ")
-    start = text.find(term[0])
-    while start >= 0:
-        positions, position = [start], start
-        for ch in term[1:]:
-            position = text.find(ch, position + 1)
-            if position < 0 or position - start >= len(term) + slack:
-                break
-            positions.append(position)
-        if len(positions) == len(term):
-            inner = "".join(text[i] for i in range(start, positions[-1] + 1) if i not in positions)
-            return text[:start] + " " + inner + " " + text[positions[-1] + 1:]
-        start = text.find(term[0], start + 1)
-    return None
-
-
-#: Where a second need starts: punctuation (a space once normalised) and the words that add one — also a
-#: bare 还 or 再 before a verb ("老板还欠着工资", "再去学个技术"), but not 还 meaning "still" (还能, 还有没得,
-#: "还发本本不": a 还 … 不 question).
-_CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|再问|和|跟|与|或者|还是|"
-                           r"还(?![能有没是可剩差不在得会行好要想]|[^ ]*(?:不|吗|没|没有|嘛|呢)(?: |$))|"
-                           r"再(?=去|来|办|申请|学|把))")
-#: Verbs of what to bring or prepare: what follows is a list of materials ("要带户口本和身份证吗").
-_BRINGING = re.compile(r"带|准备|提供|复印|拿")
-#: A clause that adds a need to another ("工资也不给", "再去学个技术").
-_ADDING = re.compile(r"也|又|再|顺便|另外|还(?![能有没是可剩差不在得会行好])")
-#: A closing question without an object of its own ("咋办", "怎么弄", "找哪个"): it asks about all the
-#: clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
-_CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
-#: Separators that join two things asked about alike ("身份证和居住证咋个办").
-_JOINING = ("和", "跟", "与", "或者", "还是")
-#: Separators that open a clause asking for one more thing ("还要开个证明", "顺便问下", "再去学个技术").
-_ASKING = ("还要", "还想", "再问", "顺便", "还", "再")
-#: A clause that asks or complains about something, as opposed to one that only states context.
-_REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
-                      r"不给|不发|不管|没结|没发|欠|丢|坏|过期|到期|激活|不会|弄不来|用不来|不$|没有$")
 #: An open question: the resident asks what there is (benefits, policies, papers), not about one thing.
 _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)(?:什么|哪些)"
                             r"(?:补贴|钱|待遇|福利|政策|救助|帮助|证|手续)?"
@@ -1614,69 +1159,6 @@ _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享
                             r"|有没有(?:什么)?(?:补贴|政策|救助|待遇|扶持|帮助|照顾|优惠|福利)")
 #: An open question about benefits or help (not "有啥子用", "有什么区别"): what a subject's items give.
 _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶助|帮扶|照顾|保障|优惠|帮|(?:能|可以)(?:领|拿|享受)(?:什么|哪些)")
-#: Verbs of getting a service done or paid (办好了, 领了, 交了的, 批下来了, 已经转好了).
-_DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|转|迁|认证|登记|备案|注册|参保|鉴定"
-#: A clause that reports something already done or going on ("出生证明办好了", "结婚证已经领了", "医保交了的",
-#: "社保卡也换成四川的了", "他已经在领养老金", "交了15年的农村养老保险"): context, unless the clause still
-#: wants, lacks, adds or asks it ("想把证领了", "还没办", "把低保也办了", "交了社保能领多少") or reports a loss
-#: ("身份证搞丢了"). One definition for every reader: ``_clauses`` (a done clause is no second need) and
-#: through it ``Matcher._after_context`` (the item done is not the one asked about), ``Matcher._asked``
-#: (nor evidence between siblings) and ``Matcher._listed`` (nor a list of needs).
-_NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
-             r"|吗|怎么|什么|哪|多少|多久|几|能不能|可以|能否|是否|有没有))")
-_DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
-                   rf"|.*(?:{_DONE_VERBS})(?:好|完|过|到|下来)了|.*(?:已经|刚刚?|早就).*(?:{_DONE_VERBS})了"
-                   rf"|.*(?:已经|一直|早就)在(?:{_DONE_VERBS})|.*(?:{_DONE_VERBS})了?(?:\d+年|好几年|几年|多年|\d+个月)?的$)")
-#: What someone got and holds ("我妈领了高龄补贴", "单位给她交了职工医保", "领了独生子女证"): a verb of the
-#: service with 了 and its object — weaker than a done clause, like what someone has (see :func:`_stated`):
-#: the thing held is often what the question is about ("领了独生子女证，到年龄了有补贴不").
-_GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
-#: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
-#: "他一直在领养老金"): context for the other clause, not a need of its own.
-_CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
-                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + _DONE.pattern)
-#: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
-#: 报": a question): what happened before the need, said in passing.
-_BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
-#: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
-#: conjunction (但是, 要是, 说是 …), which the character before it shows.
-_BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
-_CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算像还说")
-#: What someone has: a card, a status, a person ("家里老人有残疾证", "也有医保", "村里有个退伍军人"), or a
-#: paper still at hand ("出生证明也在", "身份证社保卡都在"; not "社保卡也在里面", "里头有身份证和残疾证": what
-#: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
-_HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
-                     r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
-#: A clause asking whether to bring a paper ("要带残疾证原件不", "要出生证明原件吗", "需要带户口本"): the
-#: paper is a material of the need named elsewhere, not a need (not "办残疾证要带身份证吗": a need verb
-#: comes first there).
-_MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)|原件|复印件")
-_NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
-#: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
-#: own — unless something is done for them there ("帮家里老人做养老金年审").
-_ASKER = re.compile(r"^[^ ]{0,5}?(?:帮|替|代)|问$")
-_DOING = re.compile(_DONE_VERBS)
-
-
-def _stated(clause: str) -> bool:
-    """True when the clause only states who someone is, what they have or got, who asks, or asks about a
-    material to bring — context for the need another clause asks, never a need of its own.
-
-    Why: long questions tell the situation first ("他78岁，是低保户，有残疾证，……") and each such clause
-    names an item (低保, 残疾证) that the resident is not asking about; scored with the rest, those
-    names win or make a second need out of nothing."""
-    if _MATERIAL.search(clause):
-        return not _NEED_VERB.search(_MATERIAL.split(clause, 1)[0])
-    if _GOT.search(clause):
-        return True
-    if _QUESTION.search(clause) or _REQUEST.search(clause):
-        return False  # "我是第一次办": it asks, in passing or not
-    being = _BEING.match(clause)
-    if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
-        return True
-    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause))
-
-
 #: Offices (not items): a question about one of them alone is about its hours or whereabouts.
 _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公安|税务|退役军人事务|残疾人联合会|政府)局|残联|派出所|"
                      r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
@@ -1684,62 +1166,11 @@ _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公�
 #: What such a question asks besides the office: hours, days, phone, place.
 _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
-#: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了").
-_QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|几|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
-                       r"找谁|[不没]$")
 #: An out-of-scope word followed by one of these is what the question asks for (营业执照怎么办) ...
 _ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开|补|换|搞|整|注册|登记|注销|转)|"
                         r"(?:在|去|到)?哪里?(?:办|开|申请|注册)")
 #: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
-
-
-class _Clause(NamedTuple):
-    """One clause of a question (see :func:`_clauses`)."""
-
-    text: str
-    asks: bool      # asks or complains about something (办, 领, 咋个, 不发 …)
-    adds: bool      # adds a matter to another clause (也, 还, 再, 顺便: "工资也不给")
-    context: bool   # only tells who the resident is or what was done before (我是低保户, 办好了)
-    aside: bool     # said in passing, as the situation of the need: done, who someone is, has or got,
-                    # who asks, a paper to bring, the past (not …的, 交了的 alone: 领低保的 may still be
-                    # the subject; see _stated, _DONE, _BEFORE)
-
-
-@lru_cache(maxsize=512)
-def _clauses(normalized: str) -> tuple[_Clause, ...]:
-    """The question cut where a second need may start.
-
-    A clause joined to the next by 和/跟/或者/还是 shares the next one's request ("身份证和居住证咋个办":
-    both are asked about); so do the clauses before a closing question without an object of its own
-    ("受了伤 老板工资也不结 咋办": the 咋办 is about both). A clause that adds a matter (也, 还, 再) asks;
-    a clause that only gives context never does. Clauses said in passing (``aside``) are the situation
-    a long question tells before its need: what was done, who someone is, has or got, who asks for
-    whom, a paper to bring, the past. Cached: the matcher reads the clauses of a question several times."""
-    parts = _CLAUSE_BREAK.split(normalized)
-    clauses: list[_Clause] = []
-    asks_next = False
-    closing = False
-    for index in range(len(parts) - 1, -1, -2):  # clauses at even positions, separators between
-        clause = parts[index]
-        if not clause:
-            continue
-        separator = parts[index + 1] if index + 1 < len(parts) else ""
-        inherited = asks_next and separator in _JOINING
-        leading = parts[index - 1] if index else ""
-        # "要带户口本和身份证吗": the second of two things to bring is a material, not a need
-        listed = leading in _JOINING and index >= 2 and bool(_BRINGING.search(parts[index - 2]))
-        # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context
-        aside = listed or bool(_DONE.search(clause)) or (
-            separator not in _JOINING and (_stated(clause) or bool(_BEFORE.search(clause))))
-        context = aside or bool(_CONTEXT.search(clause))
-        adds = not context and (leading in _ASKING or bool(_ADDING.search(clause)))
-        asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
-        asks_next = asks or inherited
-        if not clauses and _CLOSING.fullmatch(clause):
-            closing = True  # "…… 咋办": a bare question at the end asks about all before it
-        clauses.append(_Clause(clause, asks, adds, context, aside))
-    return tuple(clauses[::-1])
 
 
 #: Words that list things: what ``Matcher._several_named`` looks for before doing any work.

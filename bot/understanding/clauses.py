@@ -1,0 +1,158 @@
+"""Clauses of a question: where a second need may start, and what each clause does.
+
+A long question tells its situation before its need ("结婚证领好了，婚假有几天"), or asks for two
+things ("我想办低保，还要开个证明"). The decision rules read it clause by clause: which clauses ask,
+which add a matter to another, which only tell who someone is, what they have, what was done or who
+asks (said in passing). Pure functions of the normalised text and the regular expressions they use;
+nothing here knows the items.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+#: Where a second need starts: punctuation (a space once normalised) and the words that add one — also a
+#: bare 还 or 再 before a verb ("老板还欠着工资", "再去学个技术"), but not 还 meaning "still" (还能, 还有没得,
+#: "还发本本不": a 还 … 不 question).
+_CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|再问|和|跟|与|或者|还是|"
+                           r"还(?![能有没是可剩差不在得会行好要想]|[^ ]*(?:不|吗|没|没有|嘛|呢)(?: |$))|"
+                           r"再(?=去|来|办|申请|学|把))")
+#: Verbs of what to bring or prepare: what follows is a list of materials ("要带户口本和身份证吗").
+_BRINGING = re.compile(r"带|准备|提供|复印|拿")
+#: A clause that adds a need to another ("工资也不给", "再去学个技术").
+_ADDING = re.compile(r"也|又|再|顺便|另外|还(?![能有没是可剩差不在得会行好])")
+#: A closing question without an object of its own ("咋办", "怎么弄", "找哪个"): it asks about all the
+#: clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
+_CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
+#: Separators that join two things asked about alike ("身份证和居住证咋个办").
+_JOINING = ("和", "跟", "与", "或者", "还是")
+#: Separators that open a clause asking for one more thing ("还要开个证明", "顺便问下", "再去学个技术").
+_ASKING = ("还要", "还想", "再问", "顺便", "还", "再")
+#: A clause that asks or complains about something, as opposed to one that only states context.
+_REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
+                      r"不给|不发|不管|没结|没发|欠|丢|坏|过期|到期|激活|不会|弄不来|用不来|不$|没有$")
+#: Verbs of getting a service done or paid (办好了, 领了, 交了的, 批下来了, 已经转好了).
+_DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|转|迁|认证|登记|备案|注册|参保|鉴定"
+#: A clause that reports something already done or going on ("出生证明办好了", "结婚证已经领了", "医保交了的",
+#: "社保卡也换成四川的了", "他已经在领养老金", "交了15年的农村养老保险"): context, unless the clause still
+#: wants, lacks, adds or asks it ("想把证领了", "还没办", "把低保也办了", "交了社保能领多少") or reports a loss
+#: ("身份证搞丢了"). One definition for every reader: ``split_clauses`` (a done clause is no second need) and
+#: through it ``Matcher._after_context`` (the item done is not the one asked about), ``Matcher._asked``
+#: (nor evidence between siblings) and ``Matcher._listed`` (nor a list of needs).
+_NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
+             r"|吗|怎么|什么|哪|多少|多久|几|能不能|可以|能否|是否|有没有))")
+DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
+                  rf"|.*(?:{_DONE_VERBS})(?:好|完|过|到|下来)了|.*(?:已经|刚刚?|早就).*(?:{_DONE_VERBS})了"
+                  rf"|.*(?:已经|一直|早就)在(?:{_DONE_VERBS})|.*(?:{_DONE_VERBS})了?(?:\d+年|好几年|几年|多年|\d+个月)?的$)")
+#: What someone got and holds ("我妈领了高龄补贴", "单位给她交了职工医保", "领了独生子女证"): a verb of the
+#: service with 了 and its object — weaker than a done clause, like what someone has (see :func:`stated`):
+#: the thing held is often what the question is about ("领了独生子女证，到年龄了有补贴不").
+_GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
+#: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
+#: "他一直在领养老金"): context for the other clause, not a need of its own.
+_CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
+                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + DONE.pattern)
+#: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
+#: 报": a question): what happened before the need, said in passing.
+_BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
+#: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
+#: conjunction (但是, 要是, 说是 …), which the character before it shows.
+_BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
+_CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算像还说")
+#: What someone has: a card, a status, a person ("家里老人有残疾证", "也有医保", "村里有个退伍军人"), or a
+#: paper still at hand ("出生证明也在", "身份证社保卡都在"; not "社保卡也在里面", "里头有身份证和残疾证": what
+#: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
+_HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
+                     r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
+#: A clause asking whether to bring a paper ("要带残疾证原件不", "要出生证明原件吗", "需要带户口本"): the
+#: paper is a material of the need named elsewhere, not a need (not "办残疾证要带身份证吗": a need verb
+#: comes first there).
+_MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)|原件|复印件")
+_NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
+#: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
+#: own — unless something is done for them there ("帮家里老人做养老金年审").
+_ASKER = re.compile(r"^[^ ]{0,5}?(?:帮|替|代)|问$")
+_DOING = re.compile(_DONE_VERBS)
+#: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了").
+QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|几|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
+                      r"找谁|[不没]$")
+
+
+def stated(clause: str) -> bool:
+    """True when the clause only states who someone is, what they have or got, who asks, or asks about a
+    material to bring — context for the need another clause asks, never a need of its own.
+
+    Why: long questions tell the situation first ("他78岁，是低保户，有残疾证，……") and each such clause
+    names an item (低保, 残疾证) that the resident is not asking about; scored with the rest, those
+    names win or make a second need out of nothing."""
+    if _MATERIAL.search(clause):
+        return not _NEED_VERB.search(_MATERIAL.split(clause, 1)[0])
+    if _GOT.search(clause):
+        return True
+    if QUESTION.search(clause) or _REQUEST.search(clause):
+        return False  # "我是第一次办": it asks, in passing or not
+    being = _BEING.match(clause)
+    if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
+        return True
+    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause))
+
+
+class Clause(NamedTuple):
+    """One clause of a question (see :func:`split_clauses`)."""
+
+    text: str
+    asks: bool      # asks or complains about something (办, 领, 咋个, 不发 …)
+    adds: bool      # adds a matter to another clause (也, 还, 再, 顺便: "工资也不给")
+    context: bool   # only tells who the resident is or what was done before (我是低保户, 办好了)
+    aside: bool     # said in passing, as the situation of the need: done, who someone is, has or got,
+                    # who asks, a paper to bring, the past (not …的, 交了的 alone: 领低保的 may still be
+                    # the subject; see stated, DONE, _BEFORE)
+
+
+@lru_cache(maxsize=512)
+def split_clauses(normalized: str) -> tuple[Clause, ...]:
+    """The question cut where a second need may start.
+
+    A clause joined to the next by 和/跟/或者/还是 shares the next one's request ("身份证和居住证咋个办":
+    both are asked about); so do the clauses before a closing question without an object of its own
+    ("受了伤 老板工资也不结 咋办": the 咋办 is about both). A clause that adds a matter (也, 还, 再) asks;
+    a clause that only gives context never does. Clauses said in passing (``aside``) are the situation
+    a long question tells before its need: what was done, who someone is, has or got, who asks for
+    whom, a paper to bring, the past. Cached: the matcher reads the clauses of a question several times."""
+    parts = _CLAUSE_BREAK.split(normalized)
+    clauses: list[Clause] = []
+    asks_next = False
+    closing = False
+    for index in range(len(parts) - 1, -1, -2):  # clauses at even positions, separators between
+        clause = parts[index]
+        if not clause:
+            continue
+        separator = parts[index + 1] if index + 1 < len(parts) else ""
+        inherited = asks_next and separator in _JOINING
+        leading = parts[index - 1] if index else ""
+        # "要带户口本和身份证吗": the second of two things to bring is a material, not a need
+        listed = leading in _JOINING and index >= 2 and bool(_BRINGING.search(parts[index - 2]))
+        # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context
+        aside = listed or bool(DONE.search(clause)) or (
+            separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause))))
+        context = aside or bool(_CONTEXT.search(clause))
+        adds = not context and (leading in _ASKING or bool(_ADDING.search(clause)))
+        asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
+        asks_next = asks or inherited
+        if not clauses and _CLOSING.fullmatch(clause):
+            closing = True  # "…… 咋办": a bare question at the end asks about all before it
+        clauses.append(Clause(clause, asks, adds, context, aside))
+    return tuple(clauses[::-1])
+
+
+def clause_spans(normalized: str) -> list[tuple[int, int, bool]]:
+    """Clauses as (start, end) in the question without spaces, each with whether it asks something."""
+    spans: list[tuple[int, int, bool]] = []
+    position = 0
+    for part in normalized.split(" "):
+        if part:
+            spans.append((position, position + len(part), bool(QUESTION.search(part))))
+            position += len(part)
+    return spans

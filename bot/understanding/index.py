@@ -1,0 +1,290 @@
+"""The item index and its scoring: how well a question fits each item, as numbers.
+
+How, and why this way:
+
+* **Index, not a loop.** Every FAQ text (name and aliases, questions, and — weighted lower —
+  conditions and steps) is cut into grams: characters, character bigrams and folded-pinyin bigrams (so
+  失叶 meets 失业). An inverted index maps each gram to the items using it; a question walks only the
+  postings of its own *rarer* grams to shortlist items, which keeps a province-sized catalogue
+  (thousands of items) within a few milliseconds; only the shortlist is scored in full.
+* **IDF weights.** A gram found in one item (低保, 残疾) says much more than one found everywhere
+  (办, 证), so every sum below is IDF-weighted; grams no item uses (护照, 天气) still count in the
+  question's total, which keeps out-of-scope questions low.
+* **Four views of fit**, combined into one 0–100 score: ``coverage`` (how much of the question the
+  item's vocabulary explains), ``evidence`` (how much matched at all, saturating: long colloquial
+  questions carry a lot of it), ``phrase`` (how completely the item's best name or alias appears in
+  the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
+  the item's closest name/alias/question, forgiving typos and homophones).
+
+The index is built once per knowledge snapshot and knows nothing of the decision rules
+(:mod:`bot.understanding.matcher`): it scores; they decide.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import repeat
+from operator import mul, truediv
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, NamedTuple, Sequence
+
+from rapidfuzz import fuzz, process
+
+from bot.understanding.grams import grams_of, pinyin_string
+from bot.understanding.model import ServiceItem
+
+if TYPE_CHECKING:  # the settings live with the decision they mostly tune; the index reads its weights
+    from bot.understanding.matcher import MatcherSettings
+
+#: A question's core: the segments left after stop words and aspect phrases are removed.
+CoreFn = Callable[[str], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A name or alias as grams with their total weight, to measure how much of it a question has."""
+
+    grams: frozenset[str]
+    total: float
+
+
+class Features(NamedTuple):
+    """Per-item evidence, kept separate so the decision (and tuning) can look at each. A named tuple:
+    ~50 are built per question, and a frozen dataclass costs 2–3 times as much to build."""
+
+    overlap: float      # weighted share of the question explained by the item (0–1)
+    evidence: float     # matched weight itself, saturated to 0–1: long questions carry more of it
+    matched: float      # matched weight, raw (IDF units): too little of it means nothing specific
+    phrase: float       # completeness of the best name/alias found in the question (0–1)
+    fuzzy: float        # rapidfuzz similarity of pinyin to the closest phrase (0–1)
+    score: float        # combined, 0–100
+
+
+def item_fields(item: ServiceItem) -> dict[str, list[str]]:
+    """The texts of an item that questions are compared with, by field."""
+    return {"alias": [item.name, *item.aliases], "question": list(item.questions),
+            "body": [*item.conditions, *item.steps]}
+
+
+class ItemIndex:
+    """Items as grams, IDF weights, postings and phrases, built once per knowledge snapshot; scores a
+    question's core against them (see :meth:`ranked`)."""
+
+    def __init__(self, items: Sequence[ServiceItem], core: CoreFn, settings: MatcherSettings,
+                 ambiguous: Mapping[str, Sequence[str]]) -> None:
+        """``ambiguous`` (generic word → item ids, raw): a generic word is no name of one item, so it
+        earns no named bonus (see :meth:`_names_in`); the rules read the compiled words too."""
+        self.settings = settings
+        self.ids: tuple[str, ...] = tuple(item.id for item in items)
+        self.position = {ident: index for index, ident in enumerate(self.ids)}
+        field_weight = {"alias": self.settings.alias_field, "question": self.settings.question_field,
+                        "body": self.settings.body_field}
+        item_grams: list[dict[str, float]] = []     # gram -> best field weight, per item
+        aliases: list[list[tuple[str, ...]]] = []   # cores of name and aliases, per item
+        self.exact: dict[str, set[int]] = defaultdict(set)
+        self._pinyin: list[list[str]] = []           # folded pinyin of name, aliases, questions
+        for index, item in enumerate(items):
+            grams: dict[str, float] = {}
+            aliases.append([])
+            self._pinyin.append([])
+            for name, texts in item_fields(item).items():
+                for segments in map(core, texts):
+                    for gram in grams_of(segments):
+                        grams[gram] = max(grams.get(gram, 0.0), field_weight[name])
+                    if name != "body" and segments:
+                        sound = pinyin_string(segments)
+                        if sound not in self._pinyin[index]:  # the same sound scores the same: compared once
+                            self._pinyin[index].append(sound)
+                        self.exact["".join(segments)].add(index)
+                    if name == "alias" and segments:
+                        aliases[index].append(segments)
+            item_grams.append(grams)
+        self.weights = self._idf([set(g) for g in item_grams])
+        self._unknown_weight = {kind: self.gram_weight(kind) for kind in "ubp"}  # by gram type, see gram_weight
+        self.item_grams = item_grams
+        self._postings = _postings(item_grams)
+        cap = max(self.settings.shortlist, int(self.settings.shortlist_max_share * len(item_grams)))
+        self._rare_postings = {g: p for g, p in self._postings.items() if len(p) <= cap}
+        #: generic words (cores) with the items each may mean, longest first
+        self.ambiguous = self._compile_ambiguous(ambiguous, core)
+        #: cores of name and aliases, per item, as segments and joined (two or more characters)
+        self.alias_segments = aliases
+        self.alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
+        generic = {term for term, _ in self.ambiguous}  # 抚恤金 is an alias, yet names two items
+        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
+                                for own in self.alias_cores]
+        # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
+        phrases = [[p for p in (Phrase(g, sum(self.weights[x] for x in g))
+                                for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
+        self._phrase_totals = [tuple(p.total for p in own) for own in phrases]
+        self._phrase_grams = [_phrase_postings(own) for own in phrases]
+        s = self.settings
+        self._weight_sum = s.coverage_weight + s.evidence_weight + s.phrase_weight + s.fuzzy_weight
+
+    def _compile_ambiguous(self, ambiguous: Mapping[str, Sequence[str]], core: CoreFn
+                           ) -> list[tuple[str, tuple[int, ...]]]:
+        """(core of the generic word, items it may mean), longest word first; unknown ids dropped."""
+        compiled: dict[str, set[int]] = defaultdict(set)
+        for term, ids in ambiguous.items():
+            key = "".join(core(term))
+            known = {self.position[i] for i in ids if i in self.position}
+            if key and len(known) >= 2:
+                compiled[key] |= known
+        return sorted(((k, tuple(sorted(v))) for k, v in compiled.items()), key=lambda kv: -len(kv[0]))
+
+    def _idf(self, item_grams: list[set[str]]) -> dict[str, float]:
+        """IDF per gram, scaled by the gram type's weight."""
+        count = max(len(item_grams), 1)
+        df: dict[str, int] = defaultdict(int)
+        for grams in item_grams:
+            for gram in grams:
+                df[gram] += 1
+        return {g: self._type_weight(g) * math.log(1 + count / n) for g, n in df.items()}
+
+    def _type_weight(self, gram: str) -> float:
+        s = self.settings
+        return {"u": s.unigram_weight, "b": s.bigram_weight, "p": s.pinyin_weight}[gram[0]]
+
+    def gram_weight(self, gram: str) -> float:
+        """A gram's weight: its IDF, or for a gram no item uses a share of the rarest gram's
+        (``oov_factor``), so words we do not know still count in the question's total."""
+        known = self.weights.get(gram)
+        if known is not None:
+            return known
+        rarest = math.log(1 + max(len(self.ids), 1))
+        return self._type_weight(gram) * rarest * self.settings.oov_factor
+
+    def ranked(self, segments: tuple[str, ...], only: Iterable[str] | None = None,
+               grams: set[str] | None = None) -> list[tuple[Features, str]]:
+        """(features, id) best first for a question's core (``segments``), over the shortlist (or over
+        ``only`` when given). ``grams``: the core's :func:`grams_of`, when the caller has them already."""
+        grams = grams_of(segments) if grams is None else grams
+        if not grams:
+            return []
+        known, unknown = self.weights, self._unknown_weight  # inlined gram_weight: hot path
+        weights = {g: known.get(g) or unknown[g[0]] for g in grams}
+        total = sum(weights.values())
+        joined = "".join(segments)
+        exact = self.exact.get(joined, set())
+        if only is not None:
+            shortlist = [self.position[i] for i in only if i in self.position]
+            overlap = {i: self._overlap(i, weights) for i in shortlist}
+        else:
+            shortlist, overlap = self._shortlist(weights)
+            for i in exact:  # a whole name or alias is scored even when its grams are common ones
+                if i not in overlap:
+                    shortlist.append(i)
+                    overlap[i] = self._overlap(i, weights)
+        fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
+        scored = [(self._features(i, grams, weights, total, overlap[i], fuzzy.get(i, 0.0), i in exact,
+                                  self._names_in(i, joined)), self.ids[i]) for i in shortlist]
+        scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
+        return scored
+
+    def _overlap(self, index: int, weights: Mapping[str, float]) -> float:
+        """IDF-weighted share of the question's grams the item uses (set intersection runs in C)."""
+        own = self.item_grams[index]
+        return sum(weights[g] * own[g] for g in own.keys() & weights.keys())
+
+    def _shortlist(self, weights: Mapping[str, float]) -> tuple[list[int], dict[int, float]]:
+        """Items worth scoring, and the overlap (see :meth:`_overlap`) of every item scored.
+
+        The shortlist is the best by the weight of the question's *rarer* grams: only grams in at most
+        a few percent of the items take part, so a province-sized catalogue does not walk thousands of
+        postings for 办 or 证. The overlap is finished from the same pass: the rare grams' share is what
+        the walk summed, the common grams' share is looked up per shortlisted item (a handful of grams,
+        instead of intersecting every item's thousands of grams with the question).
+        """
+        partial: dict[int, float] = defaultdict(float)
+        postings = self._rare_postings
+        if not any(g in postings for g in weights):
+            postings = self._postings  # only common words in the question: use them after all
+        common: list[str] = []
+        for gram, weight in weights.items():
+            found = postings.get(gram)
+            if found is None:
+                if gram in self._postings:  # a common gram (an unknown one is in no item)
+                    common.append(gram)
+                continue
+            for index, field_weight in found:
+                partial[index] += weight * field_weight
+        shortlist = heapq.nlargest(self.settings.shortlist, partial, key=partial.__getitem__)
+        grams = self.item_grams
+        common_weights = [weights[g] for g in common]
+        # map() keeps the per-item sum in C; a gram the item lacks adds 0.0, as in _overlap
+        overlap = {i: partial[i] + sum(map(mul, common_weights, map(grams[i].get, common, repeat(0.0))))
+                   for i in shortlist}
+        return shortlist, overlap
+
+    def _fuzzy(self, query_pinyin: str, shortlist: Sequence[int]) -> dict[int, float]:
+        """Best rapidfuzz ratio (0–1) per item: one C-level ``extractOne`` over each item's phrases
+        (cheaper than ranking all shortlisted phrases together, which sorts a thousand results)."""
+        if not query_pinyin:
+            return {}
+        best: dict[int, float] = {}
+        for index in shortlist:
+            found = process.extractOne(query_pinyin, self._pinyin[index], scorer=fuzz.ratio)
+            if found is not None:
+                best[index] = found[1] / 100
+        return best
+
+    def _names_in(self, index: int, joined: str) -> bool:
+        """True when one of the item's own names or aliases stands whole in the question's core."""
+        return any(map(joined.__contains__, self._naming_aliases[index]))
+
+    def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
+                  overlap: float, fuzzy: float, exact: bool, named: bool = False) -> Features:
+        """The four views of one item, plus a bonus when one of its names stands whole in the question
+        (社保转移 is the pension transfer even when the rest of the question reads like the medical
+        insurance one); an exact name/alias match scores 100 outright."""
+        s = self.settings
+        best_phrase = 0.0
+        postings = self._phrase_grams[index]
+        common = postings.keys() & grams
+        if common:
+            totals = self._phrase_totals[index]
+            shared = [0.0] * len(totals)
+            for gram in common:
+                weight = weights[gram]
+                for number in postings[gram]:
+                    shared[number] += weight
+            best_phrase = max(map(truediv, shared, totals))
+        coverage = overlap / total if total else 0.0
+        evidence = 1 - math.exp(-overlap / s.evidence_scale)
+        if exact:
+            return Features(coverage, evidence, overlap, best_phrase, fuzzy, 100.0)
+        # built once (this runs ~35 times per question): the score is computed from the parts first
+        plain = self._weighted(coverage, evidence, best_phrase, fuzzy)
+        bonus = s.named_bonus if named else 0.0
+        return Features(coverage, evidence, overlap, best_phrase, fuzzy, min(99.9, plain + bonus))
+
+    def plain(self, f: Features) -> float:
+        """Weighted mean of the features, 0–100 (the weights need not sum to 1)."""
+        return self._weighted(f.overlap, f.evidence, f.phrase, f.fuzzy)
+
+    def _weighted(self, coverage: float, evidence: float, phrase: float, fuzzy: float) -> float:
+        s = self.settings
+        return 100 * (s.coverage_weight * coverage + s.evidence_weight * evidence + s.phrase_weight * phrase
+                      + s.fuzzy_weight * fuzzy) / self._weight_sum
+
+
+def _phrase_postings(phrases: Sequence[Phrase]) -> dict[str, tuple[int, ...]]:
+    """gram -> numbers of the item's phrases holding it. Why: the share of each name/alias a question
+    holds is summed over the grams the question and the item share (a few), instead of intersecting
+    the question with every phrase of every shortlisted item (the hottest loop of a match)."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for number, phrase in enumerate(phrases):
+        for gram in phrase.grams:
+            found[gram].append(number)
+    return {gram: tuple(numbers) for gram, numbers in found.items()}
+
+
+def _postings(item_grams: list[dict[str, float]]) -> dict[str, tuple[tuple[int, float], ...]]:
+    """gram -> ((item, field weight), ...)."""
+    postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for index, grams in enumerate(item_grams):
+        for gram, field_weight in grams.items():
+            postings[gram].append((index, field_weight))
+    return {g: tuple(v) for g, v in postings.items()}
