@@ -38,6 +38,9 @@ CONTEXT_THEN_NEED = [
     # papers the need requires, listed: materials, not two needs
     ("孩子满月了，我媳妇申请生育津贴需要出生证明还是结婚证", "medins.maternity-benefit"),
     ("我爸要办残疾证，他已经有社保卡和身份证了，要带户口本不", "disability.card-new"),
+    # a paper to bring names the item it is a material of (出生证明), not the need (session 4)
+    ("休产假的钱哪个发？需要准备出生证明吗", "medins.maternity-benefit"),
+    ("我媳妇休产假单位不发钱，要准备娃娃出生证明吗", "medins.maternity-benefit"),
 ]
 
 #: Questions about something outside the catalogue after context that names items.
@@ -74,6 +77,7 @@ GUARDS = [
     ("钱包掉了，里面有身份证和社保卡", "police.id-card|hrss.social-security-card-replace"),  # lost, not held
     ("娃娃出生证明拿到了，接下来医保咋个上", "medins.resident-enroll"),
     ("我家是低保户，老人有残疾证，他们家的天然气管子漏气了，燃气公司电话多少", None),
+    ("准备结婚了，去哪里登记", "civil.marriage-registration"),
 ]
 
 
@@ -125,6 +129,7 @@ NOT_ASIDE = [
     "身份证搞丢了", "想把结婚证领了", "还没办", "交了社保能领多少", "之前没备案的钱能不能报销",
     "只有1个儿子", "进出门有台阶", "残疾证有效期满了", "社保卡也在里面", "钱包里头有残疾证",
     "说是没认证", "但是她不给抚养费", "帮家里老人做养老金年审", "办残疾证要带身份证吗", "我是第一次办",
+    "准备结婚了",  # prepares a wedding, not a paper
 ]
 
 

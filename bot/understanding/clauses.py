@@ -68,8 +68,9 @@ _HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}
                      r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
 #: A clause asking whether to bring a paper ("要带残疾证原件不", "要出生证明原件吗", "需要带户口本"): the
 #: paper is a material of the need named elsewhere, not a need (not "办残疾证要带身份证吗": a need verb
-#: comes first there).
-_MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)|原件|复印件")
+#: comes first there). A paper must be named after the verb: "准备结婚了" prepares a wedding, not a paper.
+MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)"
+                      r"(?=.*(?:证|本|簿|卡|照|件|单|票|书|明|材料|资料|户口))|原件|复印件")
 _NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
 #: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
 #: own — unless something is done for them there ("帮家里老人做养老金年审").
@@ -87,8 +88,8 @@ def stated(clause: str) -> bool:
     Why: long questions tell the situation first ("他78岁，是低保户，有残疾证，……") and each such clause
     names an item (低保, 残疾证) that the resident is not asking about; scored with the rest, those
     names win or make a second need out of nothing."""
-    if _MATERIAL.search(clause):
-        return not _NEED_VERB.search(_MATERIAL.split(clause, 1)[0])
+    if MATERIAL.search(clause):
+        return not _NEED_VERB.search(MATERIAL.split(clause, 1)[0])
     if _GOT.search(clause):
         return True
     if QUESTION.search(clause) or _REQUEST.search(clause):

@@ -43,7 +43,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-from bot.understanding.clauses import DONE, QUESTION, Clause, clause_spans, split_clauses, stated
+from bot.understanding.clauses import DONE, MATERIAL, QUESTION, Clause, clause_spans, split_clauses, stated
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
@@ -500,7 +500,9 @@ class Matcher:
         held = anchor_grams(segments, rest, grams)
         if (held & self._anchors[self.index.position[top]]) - frozenset().union(*close):
             return None
-        done = self.anchored(" ".join(c for c in aside if DONE.search(c)), (top,))
+        # a paper to bring names the item it is a material of, not the need ("产假的钱哪个发，要准备出生证明不"):
+        # as weak a reason to keep the top item as a matter already done
+        done = self.anchored(" ".join(c for c in aside if DONE.search(c) or MATERIAL.search(c)), (top,))
         again = [(f.score, ident) for f, ident in self.index.ranked(segments, None, grams)]
         if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
             return None  # the rest alone still reads most like the top item, and well
