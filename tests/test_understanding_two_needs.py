@@ -77,6 +77,25 @@ ONE_NEED = [
     ("娃娃父母都去世了，现在跟外婆过，国家给不给生活费", "civil.orphan-allowance"),  # 父母都: no list
 ]
 
+#: (question, the one item to answer): one need, then a clause after a bare pause that asks further
+#: about it — a paper, a certificate, pay, where to do it — in a word another item also uses (证书 of the
+#: training, 凭证 of the e-voucher, 待遇 of the pension claim, 网上办 of the registration).
+FURTHER_ASKED = [
+    ("我想报名当志愿者，在哪里登记？能拿到证书不？", "civil.volunteer-registration"),
+    ("想做点好事 去哪里注册 有没有证书", "civil.volunteer-registration"),
+    ("医保关系要从外省转回旺苍，要开个啥子凭证", "medins.transfer"),
+    ("退役军人优待证怎么申请，可以网上办吗", "veterans.preferential-card"),
+    ("失业了想领失业金，每月的待遇要啥子材料", "hrss.unemployment-benefit"),
+]
+
+#: (question, the items a clarify must offer): a second need after a bare pause (the 顺便问下 that
+#: would mark it is often cut as filler), which names its item or holds more than one word of it.
+SECOND_NEED_AFTER_A_PAUSE = [
+    ("想申请公租房，低保咋个办", {"housing.public-rental", "civil.dibao"}),
+    ("想给孙子申请孤儿生活费，康复训练有没有救助", {"civil.orphan-allowance", "disability.child-rehab"}),
+    ("想办居住证，老年证咋个办", {"police.residence-permit", "civil.senior-card"}),
+]
+
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
@@ -99,3 +118,17 @@ def test_context_and_a_need_answer_the_need(knowledge: Knowledge, question: str,
 def test_one_need_touching_another_item_is_answered(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
     assert (result.action, result.item) == ("answer", item), result
+
+
+@pytest.mark.parametrize(("question", "item"), FURTHER_ASKED, ids=[q for q, _ in FURTHER_ASKED])
+def test_a_further_question_on_the_need_is_no_second_need(knowledge: Knowledge, question: str, item: str) -> None:
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", item), result
+
+
+@pytest.mark.parametrize(("question", "items"), SECOND_NEED_AFTER_A_PAUSE,
+                         ids=[q for q, _ in SECOND_NEED_AFTER_A_PAUSE])
+def test_a_second_need_after_a_pause_is_still_asked_back(knowledge: Knowledge, question: str,
+                                                         items: set[str]) -> None:
+    result = knowledge.match(question)
+    assert result.action == "clarify" and items <= set(result.candidates), result

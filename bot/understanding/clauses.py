@@ -110,6 +110,8 @@ class Clause(NamedTuple):
     aside: bool     # said in passing, as the situation of the need: done, who someone is, has or got,
                     # who asks, a paper to bring, the past (not …的, 交了的 alone: 领低保的 may still be
                     # the subject; see stated, DONE, _BEFORE)
+    follows: bool = False  # starts after a bare pause, with no word that adds (还, 也, 顺便, 另外) or lists
+                           # (和, 还是): it may only ask further about the need before it (要每年审核不)
 
 
 @lru_cache(maxsize=512)
@@ -144,7 +146,8 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         asks_next = asks or inherited
         if not clauses and _CLOSING.fullmatch(clause):
             closing = True  # "…… 咋办": a bare question at the end asks about all before it
-        clauses.append(Clause(clause, asks, adds, context, aside))
+        follows = leading == " " and not adds
+        clauses.append(Clause(clause, asks, adds, context, aside, follows))
     return tuple(clauses[::-1])
 
 

@@ -914,7 +914,13 @@ class Matcher:
             return None
         pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
         best = scored[0][1]
-        asked = [(clause, self._clause_winner(clause, pool, best)) for clause in clauses if clause.asks]
+        asked: list[tuple[Clause, str | None]] = []
+        for clause in clauses:
+            if clause.asks:
+                # after the need's own clause, a clause that follows it without a word adding a matter
+                # may only ask further about that need (see _clause_winner)
+                further = clause.follows and any(ident == best for _, ident in asked)
+                asked.append((clause, self._clause_winner(clause, pool, best, further)))
         winners = [ident for _, ident in asked if ident]
         if not winners:
             return None
@@ -928,7 +934,7 @@ class Matcher:
         options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
         return MatchResult("clarify", None, options, round(scored[0][0], 2))
 
-    def _clause_winner(self, clause: Clause, pool: Sequence[str], best: str) -> str | None:
+    def _clause_winner(self, clause: Clause, pool: Sequence[str], best: str, further: bool = False) -> str | None:
         """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead),
         holding a *specific* anchor of it that the overall best item lacks (备案 belongs to the
         association and to the out-of-town treatment: the first need's word, not a second need);
@@ -937,7 +943,13 @@ class Matcher:
         Two exceptions take any anchor: a generic word whose other items a [contrast] word in the
         clause rules out (社保卡也丢了: 社保卡 is in four items' names, but 丢 leaves the replacement),
         and a clause that adds a matter by naming its item (把医保也上了: 医保 is a generic word of
-        the enrolment), which also needs only ``added_clause_min``: such clauses are short."""
+        the enrolment), which also needs only ``added_clause_min``: such clauses are short.
+
+        A clause that may ask ``further`` about the best item's need (it follows that need's clause
+        after a bare pause: "医保年限要接续过来，要开啥子凭证", "想做点公益 咋个注册 有莫得证书") must
+        name its item whole or hold more than one specific word-pair of it: one shared word (证书, 凭证,
+        工资, 每月) is the aspect asked about — papers, checks, pay — not a second need; "低保咋个办",
+        "康复训练有没有救助" still are."""
         s = self.settings
         segments = self._core(clause.text)
         if len(units("".join(segments))) < s.min_units:
@@ -967,6 +979,9 @@ class Matcher:
         held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
         if ident != best:
             held -= self._anchors[self.index.position[best]]
+            if further and not named and not self._names_item(clause.text, index) and sum(
+                    gram.startswith("b") for gram in held) < 2:
+                return None
         return ident if held else None
 
     def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
