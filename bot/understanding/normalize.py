@@ -182,14 +182,13 @@ class Replacer:
             by_first.setdefault(word[0], []).append(word)
         self._protected = {ch: tuple(sorted(ws, key=len, reverse=True)) for ch, ws in by_first.items()}
         self._reach = max((len(w) for ws in self._protected.values() for w in ws), default=0)
-        if self._protected:
-            self._guarded = lru_cache(maxsize=8192)(self._guarded_sub)
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
-        if self._protected:
-            return self._guarded(text)  # type: ignore[no-any-return]
+        if self._protected:  # (the normaliser caches whole texts; no second cache here)
+            return self._pattern.sub(
+                lambda m: m.group(0) if self.cuts_word(text, m.start(), m.end()) else self._mapping[m.group(0)], text)
         return self._pattern.sub(lambda m: self._mapping[m.group(0)], text)
 
     def cuts_word(self, text: str, start: int, end: int) -> bool:
@@ -203,11 +202,6 @@ class Replacer:
                 if last >= end and last - first > end - start and text.startswith(word, first):
                     return True
         return False
-
-    def _guarded_sub(self, text: str) -> str:
-        assert self._pattern is not None
-        return self._pattern.sub(
-            lambda m: m.group(0) if self.cuts_word(text, m.start(), m.end()) else self._mapping[m.group(0)], text)
 
 
 def _compact(text: str) -> str:
