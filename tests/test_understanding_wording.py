@@ -55,3 +55,30 @@ def test_the_three_spellings_of_the_household_register_match_alike(
     for text in spellings:
         result = knowledge.match(text)
         assert (result.action, result.item) == expected, (text, result)
+
+
+# -- a word said in the negative or as a yardstick is not the need (round 8h) -----------------------
+
+LEGAL_AID = "justice.legal-aid"
+
+
+@pytest.mark.parametrize("question", ["不想打官司，两口子商量着分开，要去哪里办", "想和老婆分开，不用打官司，手续咋个办",
+                                      "我们不打官司，两个人商量好了分开，要带啥子", "两口子准备分开，不用打官司，手续在哪里办"])
+def test_splitting_up_without_a_lawsuit_is_the_divorce_registration(knowledge: Knowledge, question: str) -> None:
+    # 打官司 is legal aid's word; "不打官司" says the couple goes the agreed way, at the registry
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", DIVORCE), result
+
+
+@pytest.mark.parametrize("question", ["离婚要打官司，请不起律师咋办", "老公不同意离婚，想起诉，有没有免费律师"])
+def test_a_divorce_lawsuit_is_still_legal_aid(knowledge: Knowledge, question: str) -> None:
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", LEGAL_AID), result
+
+
+def test_dibao_as_the_yardstick_is_the_low_income_family(knowledge: Knowledge) -> None:
+    # "比吃低保的宽裕一点": 低保 is what the family is measured against, not what it asks for
+    result = knowledge.match("我们屋头比吃低保的宽裕一点 日子还是紧 能认定个身份不")
+    assert (result.action, result.item) == ("answer", "civil.low-income-family"), result
+    result = knowledge.match("想申请吃低保，要准备啥材料")
+    assert (result.action, result.item) == ("answer", "civil.dibao"), result
