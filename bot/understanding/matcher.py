@@ -26,7 +26,10 @@ How, and why this way:
   and asks about something else is not about that item (``_about_office``, ``_after_context``); a done
   matter is no evidence between siblings either (``_asked``), and when two items tie, the one the
   asking clause names is answered (``_asked_option``). An out-of-scope word counts unless it crosses an
-  item's word or sits in a clause of mere context, and always when it is what is asked for (``_topics``).
+  item's word or sits in a clause of mere context, and always when it is what is asked for (``_topics``);
+  whatever the score, when a matter of that thing itself is asked — its hours, booking or cancelling it
+  (``_matter_asked``) — or when the item is named only in clauses that ask nothing and the last asking
+  clause holds the word and none of the item's anchors (``_asked_apart``: 外公走了，户口咋个注销).
 * **Open questions about a subject.** "退伍军人有啥子待遇" names a subject several items share and
   nothing of one of them alone: all of them are offered (``_same_subject``).
 
@@ -259,6 +262,62 @@ class Matcher:
         rest = self._out_of_scope_re.sub(" ", compact)
         return not self.anchored(rest, (self.index.ids[top],))
 
+    def _asked_apart(self, normalized: str, top: int) -> bool:
+        """True when the last clause that asks holds an out-of-scope word and no anchor of the top item,
+        and the item is named only in clauses that ask nothing ("外公前两天走了，户口咋个注销嘛";
+        "残疾证是在那儿评的，那个医生在哪家医院上班").
+
+        Why, whatever the score and whether the item's own texts use the word: the item is then named
+        only by the situation, and what is asked is the out-of-scope matter. The situation clause alone
+        reads so much like the item that the whole question scores above ``out_of_scope_override``, and
+        the item may itself mention the matter (the death benefit's questions speak of 户口注销), so
+        neither the override nor ownership says anything about what is asked here. One clause holding
+        both the item's anchor and the word ("预防接种证丢了咋个补", "社保卡和户口本都丢了") is left to
+        :meth:`_off_topic`."""
+        if self._out_of_scope_re is None:
+            return False
+        compact = normalized.replace(" ", "")
+        clauses = clause_spans(normalized)
+        if len(clauses) < 2:
+            return False
+        anchors = self._anchors[top]
+        held = [bool(anchor_grams(self._core(compact[a:b]), compact[a:b]) & anchors) for a, b, _ in clauses]
+        # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only context
+        if not any(held) or any(asks or "如何" in compact[a:b] for (a, b, asks), holds in zip(clauses, held) if holds):
+            return False
+        last = max((i for i, (*_, asks) in enumerate(clauses) if asks), default=None)
+        if last is None or held[last]:
+            return False
+        text = compact[clauses[last][0]:clauses[last][1]]
+        # a word the item uses itself (户口本 among its materials, 学费 of the training subsidy) counts only
+        # when the clause asks how to do that very thing (户口怎么注销), not a closing 怎么办 about it all
+        asked = any(not _CLOSING_ONLY.fullmatch(m.group(0)) for m in _ASKED_FOR.finditer(text))
+        for source in (text, "".join(self._core(text))):  # also with its particles out: 户口怎么注销
+            for m in self._out_of_scope_re.finditer(source):
+                if ((asked or m.group(0) not in self._owned_topics[top])
+                        and not self._crosses_item_word(source, *m.span(), top)):
+                    return True
+        return False
+
+    def _matter_asked(self, normalized: str, top: int) -> bool:
+        """True when an out-of-scope word is followed, in its clause, by a matter asked of that very
+        thing: its opening hours, an appointment, its cancellation ("乡镇卫生院打疫苗啥时候开门",
+        "卫生院周末上不上班", "打狗疫苗要不要预约"). Whatever the score and whether the top item's texts use the word: the item
+        only shares the surroundings (打针 with the vaccination certificate), and none of our items is
+        about a place's hours, booking it or cancelling it. Generic asking words (怎么办, 在哪办) are no
+        such matter: they often ask about the item itself ("我妈不会用智能手机咋办")."""
+        if self._out_of_scope_re is None:
+            return False
+        compact = normalized.replace(" ", "")
+        clauses = clause_spans(normalized)
+        for match in self._out_of_scope_re.finditer(compact):
+            start, end = match.span()
+            clause_end = next((b for a, b, _ in clauses if a <= start < b), len(compact))
+            if (_ASKED_MATTER.match(compact[:clause_end], end)
+                    and not self._crosses_item_word(compact, start, end, top)):
+                return True
+        return False
+
     def _topics(self, normalized: str, top: int, joined: str = "") -> tuple[list[str], bool]:
         """The out-of-scope words that count against the top item, and whether one of them is what
         the question asks for (followed by 怎么办, 在哪里办 …: the word is the request's object).
@@ -390,8 +449,10 @@ class Matcher:
         after = self._after_context(normalized, scored)
         if after is not None:
             return after
-        if (ranked and scored[0][0] < self.settings.out_of_scope_override
-                and self._off_topic(normalized, self.index.position[ranked[0][1]], joined)):
+        if ranked and ((scored[0][0] < self.settings.out_of_scope_override
+                        and self._off_topic(normalized, self.index.position[ranked[0][1]], joined))
+                       or self._asked_apart(normalized, self.index.position[ranked[0][1]])
+                       or self._matter_asked(normalized, self.index.position[ranked[0][1]])):
             # 驾照到期了咋个换: a topic we do not handle. An alias standing whole does not save the
             # item (公积金能取来交医保吗 holds 交医保, 车子年审 holds 年审); a word it owns does (see
             # _off_topic)
@@ -1186,6 +1247,12 @@ _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开�
 #: An out-of-scope word followed by one of these is what the question asks for (营业执照怎么办) ...
 _ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开|补|换|搞|整|注册|登记|注销|转)|"
                         r"(?:在|去|到)?哪里?(?:办|开|申请|注册)")
+#: An asking phrase that closes a question about everything before it (怎么办, 如何弄), not one thing.
+_CLOSING_ONLY = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|弄|搞|整)")
+#: ... and so is a matter of that thing itself that no item is about: a place's hours, booking, cancelling
+#: (卫生院啥时候开门, 要不要预约, 户口在哪里注销); counted whatever the score (``Matcher._matter_asked``).
+_ASKED_MATTER = re.compile(r"[^ ]{0,4}?(?:(?:几点|啥时候|什么时候|好久)(?:开门|上班|下班|关门)|上不上班|开不开门|"
+                           r"(?:要|需要|得|能|可以)?(?:在网上|网上|提前)?预约|(?:怎么|哪里?|去哪里?|在哪里?)注销)")
 #: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
 
