@@ -50,10 +50,11 @@ DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来
 #: service with 了 and its object — weaker than a done clause, like what someone has (see :func:`stated`):
 #: the thing held is often what the question is about ("领了独生子女证，到年龄了有补贴不").
 _GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
-#: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的",
-#: "他一直在领养老金"): context for the other clause, not a need of its own.
+#: A clause that only states who the resident is or what they did before ("我是低保户", "交了社保的"):
+#: context for the other clause, not a need of its own. (A done clause, "他一直在领养老金", is said in
+#: passing and so context already: see ``aside`` in :func:`split_clauses`.)
 _CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
-                      r"(?:交|缴|领|办|买|吃)了?的|的$|" + DONE.pattern)
+                      r"(?:交|缴|领|办|买|吃)了?的|的$")
 #: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
 #: 报": a question): what happened before the need, said in passing.
 _BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")

@@ -112,8 +112,10 @@ class ItemIndex:
         #: cores of name and aliases, per item, as segments and joined (two or more characters)
         self.alias_segments = aliases
         self.alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
-        generic = {term for term, _ in self.ambiguous}  # 抚恤金 is an alias, yet names two items
-        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units and a not in generic)
+        #: the generic words alone: 抚恤金 is an alias, yet names two items
+        self.generic_names = frozenset(term for term, _ in self.ambiguous)
+        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units
+                                      and a not in self.generic_names)
                                 for own in self.alias_cores]
         # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
         phrases = [[p for p in (Phrase(g, sum(self.weights[x] for x in g))

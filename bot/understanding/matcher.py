@@ -129,36 +129,37 @@ class Matcher:
         ``contrast`` (family → item id → words, raw) tells sibling items apart (see ``_contrasted``)."""
         self.settings = settings or MatcherSettings()
         self._core = core
+        norm = norm or (lambda text: text)
+        cues = cues or {}
         self.index = ItemIndex(items, core, self.settings, ambiguous or {})
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
         # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
         self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
-        self._owned_topics = self._compile_owned_topics(items, cues or {}, norm or (lambda text: text))
+        self._owned_topics = self._compile_owned_topics(items, cues, norm)
         # per item, its words (name, aliases, cues), normalised: an out-of-scope word crossing one is an
         # accident of the characters (领养 in 领养老金)
         self._out_of_scope_set = frozenset(self._out_of_scope)
-        self._item_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
-                                                  for t in (*item_fields(item)["alias"], *(cues or {}).get(item.id, ())))
+        self._item_words = [frozenset(w for w in (norm(t).replace(" ", "")
+                                                  for t in (*item_fields(item)["alias"], *cues.get(item.id, ())))
                                       if len(w) >= 2) for item in items]
         self._every_item_word = frozenset().union(*self._item_words)
         # per item, its name and aliases alone, normalised: what names it as a service (cues are situations)
-        self._name_words = [frozenset(w for w in ((norm or (lambda text: text))(t).replace(" ", "")
+        self._name_words = [frozenset(w for w in (norm(t).replace(" ", "")
                                                   for t in item_fields(item)["alias"]) if len(w) >= 2)
                             for item in items]
-        self._contrast = Contrast(contrast or {}, self.index.position, norm or (lambda text: text))
+        self._contrast = Contrast(contrast or {}, self.index.position, norm)
         by_sound: dict[str, set[str]] = defaultdict(set)
         for own in self.index.alias_cores:
             for alias in own:
                 by_sound[pinyin_key(alias)].add(alias)
         self._names_by_sound = {key: tuple(sorted(names)) for key, names in by_sound.items()}
-        self._anchors, self._specific_anchors = self._compile_anchors(self.index.alias_segments, cues or {})
+        self._anchors, self._specific_anchors = self._compile_anchors(self.index.alias_segments, cues)
         anchor_owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
         for index, anchors in enumerate(self._anchors):
             for gram in anchors:
                 anchor_owners[gram].add(index)
         self._anchor_owners = {gram: frozenset(owners) for gram, owners in anchor_owners.items()}
         self._names, self._name_owners = self._compile_names()
-        self._generic_names = frozenset(term for term, _ in self.index.ambiguous)
         self._all_specific = frozenset().union(*self._specific_anchors)
         self._question_anchors = self._compile_question_anchors(items)
 
@@ -808,7 +809,7 @@ class Matcher:
         names = [o for o in side if o[3]]
         if names:
             first, last, owners, _ = max(names, key=lambda o: (o[1] - o[0], -o[0]))
-            if len(owners) == 1 and normalized[first:last] not in self._generic_names:
+            if len(owners) == 1 and normalized[first:last] not in self.index.generic_names:
                 return owners
         text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
         cover: dict[int, set[int]] = defaultdict(set)
