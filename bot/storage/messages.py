@@ -116,13 +116,18 @@ _PG_INBOUND_FROM = (
 #: with is_local): the same promise SQLite's ``synchronous=NORMAL`` gives the log there — safe across
 #: an application crash; a crash of the database server itself may lose the last fraction of a
 #: second of log rows — and it saves the WAL flush wait on every batch (279 → 111 µs per commit here).
-_PG_BATCH = (
-    f"WITH c AS ({_pg_messages_insert(1)} RETURNING dedup_key), "
-    f"r AS ({_pg_messages_insert(_N + 1)}), "
-    f"s AS ({_PG_STATES_FROM.format(2 * _N + 1, 2 * _N + 2, 2 * _N + 3, 2 * _N + 4)}), "
-    f"i AS ({_PG_INBOUND_FROM.format(2 * _N + 5, 2 * _N + 6)}) "
-    "SELECT dedup_key FROM c UNION ALL SELECT NULL WHERE set_config('synchronous_commit', 'off', true) IS NULL"
-)
+#: Last-inbound times are one more CTE, left out of the statement when the batch has none (most batches:
+#: each process writes an openid's time at most every few minutes) — an empty ``INSERT … ON CONFLICT``
+#: branch still costs its planning and execution on every batch.
+def _pg_batch(inbound: bool) -> str:
+    last = f", i AS ({_PG_INBOUND_FROM.format(2 * _N + 5, 2 * _N + 6)}) " if inbound else " "
+    return (f"WITH c AS ({_pg_messages_insert(1)} RETURNING dedup_key), "
+            f"r AS ({_pg_messages_insert(_N + 1)}), "
+            f"s AS ({_PG_STATES_FROM.format(2 * _N + 1, 2 * _N + 2, 2 * _N + 3, 2 * _N + 4)})" + last +
+            "SELECT dedup_key FROM c UNION ALL SELECT NULL WHERE set_config('synchronous_commit', 'off', true) IS NULL")
+
+
+_PG_BATCH = {True: _pg_batch(True), False: _pg_batch(False)}
 #: (openid, state, expires_at, updated_at)
 StateRow = tuple[str, dict[str, Any], datetime, datetime]
 #: (openid, when it last wrote to us): ``residents.last_inbound_at`` (see ``Journal.inbound``)
@@ -265,17 +270,20 @@ class BatchWriter:
         every parameter in Python on the event loop; column arrays keep that work in asyncpg's C codecs.
         Claims, log rows and states share one statement (CTEs), so a batch costs one round trip
         instead of five (BEGIN, three statements, COMMIT); appended rows, when there are any, join it
-        in a transaction. Last-inbound times are one more CTE (empty arrays in most batches).
+        in a transaction. Last-inbound times are one more CTE when the batch has any.
         """
         args = [*_pg_columns(claims), *_pg_columns(rows), [s[0] for s in states],
                 [json.dumps(s[1], ensure_ascii=False) for s in states], [s[2] for s in states],
-                [s[3] for s in states], [o for o, _ in inbound], [t for _, t in inbound]]
+                [s[3] for s in states]]
+        if inbound:
+            args += [[o for o, _ in inbound], [t for _, t in inbound]]
+        batch = _PG_BATCH[bool(inbound)]
         async with self._engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             if not appended:
-                return {r[0] for r in await raw.fetch(_PG_BATCH, *args)}
+                return {r[0] for r in await raw.fetch(batch, *args)}
             async with raw.transaction():
-                won = {r[0] for r in await raw.fetch(_PG_BATCH, *args)}
+                won = {r[0] for r in await raw.fetch(batch, *args)}
                 for spec, group in self._grouped(appended):
                     await raw.executemany(spec.pg_sql, [spec.pg_row(r) for r in group])
         return won
