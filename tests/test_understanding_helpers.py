@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.understanding.knowledge import Knowledge
+    from bot.understanding.model import MatchResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -155,3 +156,14 @@ def shipped_knowledge() -> "Knowledge":
     loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
     assert loaded.items and not holder.problems, holder.problems
     return loaded
+
+
+def assert_decided(result: "MatchResult", expected: str | None) -> None:
+    """``expected`` as in the question sets: an id (answer it), ids joined by ``|`` (a clarify offering
+    all of them) or ``None`` (fall back)."""
+    if expected is None:
+        assert result.action == "fallback", result
+    elif "|" in expected:
+        assert result.action == "clarify" and set(expected.split("|")) <= set(result.candidates), result
+    else:
+        assert (result.action, result.item) == ("answer", expected), result
