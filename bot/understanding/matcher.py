@@ -281,20 +281,25 @@ class Matcher:
         clauses = clause_spans(normalized)
         if len(clauses) < 2:
             return False
+        last = max((i for i, (*_, asks) in enumerate(clauses) if asks), default=None)
+        if last is None or not self._asks_out_of_scope(compact[clauses[last][0]:clauses[last][1]], top):
+            return False
+        # only now the item's anchors per clause (the costly part, on every question reaching here)
         anchors = self._anchors[top]
         held = [bool(anchor_grams(self._core(compact[a:b]), compact[a:b]) & anchors) for a, b, _ in clauses]
-        # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only context
-        if not any(held) or any(asks or "如何" in compact[a:b] for (a, b, asks), holds in zip(clauses, held) if holds):
-            return False
-        last = max((i for i, (*_, asks) in enumerate(clauses) if asks), default=None)
-        if last is None or held[last]:
-            return False
-        text = compact[clauses[last][0]:clauses[last][1]]
-        # a word the item uses itself (户口本 among its materials, 学费 of the training subsidy) counts only
-        # when the clause asks how to do that very thing (户口怎么注销), not a closing 怎么办 about it all
+        # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only
+        # context; or named in the asking clause itself
+        return any(held) and not held[last] and not any(
+            asks or "如何" in compact[a:b] for (a, b, asks), holds in zip(clauses, held) if holds)
+
+    def _asks_out_of_scope(self, text: str, top: int) -> bool:
+        """True when the asking clause ``text`` holds an out-of-scope word that counts against the top item.
+
+        A word the item uses itself (户口本 among its materials, 学费 of the training subsidy) counts only
+        when the clause asks how to do that very thing (户口怎么注销), not a closing 怎么办 about it all."""
         asked = any(not _CLOSING_ONLY.fullmatch(m.group(0)) for m in _ASKED_FOR.finditer(text))
         for source in (text, "".join(self._core(text))):  # also with its particles out: 户口怎么注销
-            for m in self._out_of_scope_re.finditer(source):
+            for m in self._out_of_scope_re.finditer(source):  # type: ignore[union-attr]
                 if ((asked or m.group(0) not in self._owned_topics[top])
                         and not self._crosses_item_word(source, *m.span(), top)):
                     return True
@@ -310,9 +315,10 @@ class Matcher:
         if self._out_of_scope_re is None:
             return False
         compact = normalized.replace(" ", "")
-        clauses = clause_spans(normalized)
+        clauses: list[tuple[int, int, bool]] | None = None  # cut only when an out-of-scope word is there
         for match in self._out_of_scope_re.finditer(compact):
             start, end = match.span()
+            clauses = clause_spans(normalized) if clauses is None else clauses
             clause_end = next((b for a, b, _ in clauses if a <= start < b), len(compact))
             if (_ASKED_MATTER.match(compact[:clause_end], end)
                     and not self._crosses_item_word(compact, start, end, top)):
