@@ -22,7 +22,8 @@ ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
 ACCURACY_FLOOR = 0.955  # dev is at 96.4 % today (2,469 lines, round 6)
-#: The 5-fold self-check over the FAQ questions: 93.2 % today (2,143 questions; 343 harder ones added in round 6).
+#: The 5-fold self-check over the FAQ questions: 93.1 % today (2,175 questions; session 5's close-sibling
+#: clarify cost it 0.1 point: FAQ questions are written for one item even when they are vague).
 KFOLD_FLOOR = 0.93
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import shipped_knowledge
+from tests.test_understanding_helpers import assert_decided, shipped_knowledge
 
 #: The item is named only in a clause that asks nothing; the asking clause is about an out-of-scope
 #: matter (户口注销 is a word the death benefit's own questions use: owned, yet not what is asked).
@@ -35,7 +35,8 @@ GUARDS = [
     ("准备去领结婚证，要带户口本不", "civil.marriage-registration"),
     ("预防接种证丢了咋个补", "health.vaccination-certificate"),
     ("接种证补办要预约不", "health.vaccination-certificate"),
-    ("老人去世了，丧葬补助咋个领", "civil.funeral-subsidy"),
+    # 丧葬补助 is the civil funeral subsidy's and the pension fund's death grant alike (asked back)
+    ("老人去世了，丧葬补助咋个领", "civil.funeral-subsidy|hrss.death-benefit"),
     ("想学个手艺，学费政府能补不", "hrss.skills-training-subsidy"),
     ("社保卡丢了，要去哪里补", "hrss.social-security-card-replace"),
 ]
@@ -68,5 +69,4 @@ def test_matter_asked_is_decided_above_the_override(knowledge: Knowledge) -> Non
 
 @pytest.mark.parametrize(("question", "item"), GUARDS, ids=[q for q, _ in GUARDS])
 def test_in_scope_questions_with_those_words_still_answer(knowledge: Knowledge, question: str, item: str) -> None:
-    result = knowledge.match(question)
-    assert (result.action, result.item) == ("answer", item), result
+    assert_decided(knowledge.match(question), item)

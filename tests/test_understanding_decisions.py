@@ -290,3 +290,24 @@ def test_a_rest_of_everyday_words_tells_no_member(real: Knowledge) -> None:
     cards = [matcher.index.position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
     lead, leader, _ = matcher._lead("孙子刚满月", cards)
     assert leader == "hrss.social-security-card" and lead >= matcher.settings.ambiguity_lead
+
+REWARD = item_toml("health.only-child-reward", "农村部分计划生育家庭奖励扶助", "卫健", ["独生子女奖励", "计生奖励"],
+                   ["独生子女父母满六十岁每年发的钱咋个领", "计划生育奖励扶助金要带啥子"])
+SPECIAL = item_toml("health.family-planning-special-support", "计划生育特殊家庭特别扶助", "卫健", ["失独扶助", "特别扶助"],
+                    ["独生子女去世了父母有啥子扶助", "独生子女伤残了有扶助金没得"])
+SIBLINGS = '\n[ambiguous]\n"独生子女" = ["health.only-child-reward", "health.family-planning-special-support"]\n'
+
+
+def test_a_close_sibling_is_offered_when_the_question_has_no_word_of_the_answer_alone(tmp_path: Path) -> None:
+    items = {"health.only-child-reward": REWARD, "health.family-planning-special-support": SPECIAL}
+    question = "生育扶助金在哪领"  # neither the generic word 独生子女 nor a word of one item
+    assert_decided(build(tmp_path / "on", items, SIBLINGS).match(question),
+                   "health.only-child-reward|health.family-planning-special-support")
+    off = MatcherSettings(sibling_window=0.0)
+    assert_decided(build(tmp_path / "off", items, SIBLINGS, settings=off).match(question), "health.only-child-reward")
+    # a cue of the answer's own (年满) tells them apart: answered although the sibling is as close
+    cue = SIBLINGS + '\n[cues]\n"health.only-child-reward" = ["年满"]\n'
+    knowledge = build(tmp_path / "cue", items, cue)
+    scores = dict((ident, score) for score, ident in knowledge.matcher.scores(knowledge.normalize("生育扶助金年满了在哪领")))
+    assert scores["health.only-child-reward"] - scores["health.family-planning-special-support"] < 10.0
+    assert_decided(knowledge.match("生育扶助金年满了在哪领"), "health.only-child-reward")

@@ -77,6 +77,8 @@ class MatcherSettings:
                                      # by this many score points overall; either way only when the rest
     min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
                                      # leaves 咋办, not enough to choose registration over the benefit)
+    sibling_window: float = 10.0     # a sibling (see Matcher._close_sibling) this close to an answer,
+                                     # the question holding no word of the answer's own: ask
     outside_top_window: float = 8.0  # a generic word's item this close behind a best item outside its
                                      # items, which the rest holds no anchor of: ask (困难家庭补助)
     answer_min: float = 35.0         # below: never answer outright
@@ -162,6 +164,12 @@ class Matcher:
         self._names, self._name_owners = self._compile_names()
         self._all_specific = frozenset().union(*self._specific_anchors)
         self._question_anchors = self._compile_question_anchors(items)
+        siblings: dict[str, set[str]] = defaultdict(set)
+        for _term, members in self.index.ambiguous:
+            for member in members:
+                siblings[self.index.ids[member]].update(self.index.ids[m] for m in members if m != member)
+        # items a generic word of [ambiguous] may mean together: they answer the same vague questions
+        self._siblings = {ident: frozenset(others) for ident, others in siblings.items()}
 
     def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
                          ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
@@ -497,7 +505,8 @@ class Matcher:
                 return self._anchored_runner_up(held, scored) or MatchResult(
                     "fallback", None, (), result.score)
             if result.action == "answer":
-                result = self._open_question(normalized, held, scored) or result
+                result = (self._open_question(normalized, held, scored)
+                          or self._close_sibling(normalized, held, scored, result))
             else:
                 result = self._anchored_options(held, scored, result)
                 if result.action == "clarify":
@@ -709,6 +718,33 @@ class Matcher:
             if len(options) < 2:
                 return None
         return MatchResult("clarify", None, tuple(options), round(scored[0][0], 2))
+
+    def _close_sibling(self, normalized: str, held: set[str], scored: list[tuple[float, str]],
+                       result: MatchResult) -> MatchResult:
+        """Clarify an answer when a sibling of the item (one that a generic word of ``[ambiguous]`` may
+        also mean) scores within ``sibling_window`` points and the question holds no word of the item
+        that the sibling lacks: no name, alias or cue bigram of its own, no ``[contrast]`` word.
+
+        Why: residents ask of a sibling pair without the generic word itself ("计生扶助金咋个申请",
+        "人死了有丧葬补助吗", "助老服务咋个申请"), and the scores then lean to one item on the wording
+        of its sample questions, not on anything the resident said; independent question writers
+        mark such questions ambiguous. A word only one of them has (丢了, 八十岁, 上门) still answers."""
+        top = result.item
+        siblings = self._siblings.get(top or "", frozenset())
+        floor = result.score - self.settings.sibling_window
+        close = [ident for score, ident in scored[: self.settings.max_candidates * 2]
+                 if ident in siblings and score >= floor]
+        if not close:
+            return result
+        own = held & self._anchors[self.index.position[top]]
+        words = self._top_words(normalized, top)[0]
+        compact = normalized.replace(" ", "")
+        vague = [ident for ident in close if not own - self._anchors[self.index.position[ident]]
+                 and not set(words) - self._item_words[self.index.position[ident]]
+                 and ident not in self._contrast.ruled_out(compact, {top, ident})[0]]
+        if not vague:
+            return result
+        return MatchResult("clarify", None, (top, *vague)[: self.settings.max_candidates], result.score)
 
     def _top_words(self, normalized: str, ident: str) -> tuple[list[str], set[str]]:
         """The item's own words (name, alias, cue) standing whole in the question, none inside another
