@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timezone
 
 import aiohttp
 import pytest
@@ -229,3 +230,20 @@ async def test_events_dedup_on_sender_and_create_time(db_url: str, http: aiohttp
         first, second = await emu.send(event), await emu.send(event)
         assert first.text == second.text
         assert await _count(services, Message, Message.direction == "in") == 1
+
+
+async def test_log_rows_follow_the_gateways_clock(db_url: str, http: aiohttp.ClientSession) -> None:
+    """Inbound and outbound rows are stamped by the app's clock, as the signature window is: a clock
+    120 s behind (inside the window) puts both rows 120 s in the past, not at the machine's time."""
+    shift = 120.0
+    async with running_app(make_config(db_url), http, clock=lambda: time.time() - shift) as (_, emu, services):
+        await emu.send(emu.text(OPENID, "你好"))
+        await services.gateway.drain()
+        await services.journal.flush()
+        async with services.engine.connect() as conn:
+            stamps = (await conn.execute(select(Message.created_at).where(Message.openid == OPENID))).scalars().all()
+    assert len(stamps) == 2
+    for stamp in stamps:
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        behind = time.time() - stamp.timestamp()
+        assert shift - 30 < behind < shift + 30, stamps

@@ -27,7 +27,6 @@ from typing import Any, Callable, Protocol, Sequence
 
 from aiohttp import web
 
-from bot.clock import utcnow
 from bot.config import WeChatConfig
 from bot.dispatch.events import Dialogue, NewsReply, Reply, ResidentEvent, Response, TextMessage, TextReply
 from bot.logs import request_id
@@ -135,6 +134,11 @@ class Gateway:
         self._recent_size = recent_size
         self._background: set[asyncio.Task[Any]] = set()
 
+    def _now(self) -> datetime:
+        """The gateway's clock as an aware UTC time: log rows, pages and last-inbound times follow the
+        same clock as the signature window (a test's fake clock moves them all together)."""
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
+
     # --- HTTP ---------------------------------------------------------------------------------------
 
     def _fresh(self, timestamp: str) -> bool:
@@ -231,7 +235,7 @@ class Gateway:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._remember(key, future)
         if event.kind in OPENS_WINDOW:  # on the app's clock, like every "now" the dialogue reads
-            self._journal.inbound(event.openid, datetime.fromtimestamp(self._clock(), timezone.utc))
+            self._journal.inbound(event.openid, self._now())
         row = self._inbound_row(event, rid)
         try:
             async with asyncio.timeout(min(self._remaining(started), 1.5)):
@@ -307,7 +311,7 @@ class Gateway:
 
     async def _run_dialogue(self, event: ResidentEvent) -> Response:
         if isinstance(event, TextMessage) and limits.is_more_request(event.content):
-            rest = await self._pages.pop(event.openid, utcnow())
+            rest = await self._pages.pop(event.openid, self._now())
             if rest:
                 return Response.text(rest, intent="more", action="page")
         return await self._dialogue.handle(event)
@@ -321,7 +325,7 @@ class Gateway:
                     continue
                 head, rest = limits.split_text(reply.text)
                 if rest:
-                    await self._pages.put(openid, rest, utcnow())
+                    await self._pages.put(openid, rest, self._now())
                 out.append(TextReply(head))
             else:
                 out.append(
@@ -344,7 +348,7 @@ class Gateway:
             "direction": "in",
             "kind": event.kind,
             "content": event.summary[:4000],
-            "created_at": utcnow(),
+            "created_at": self._now(),
             "request_id": rid,
         }
 
@@ -373,7 +377,7 @@ class Gateway:
             "action": action,
             "latency_ms": round(latency, 3),
             "error": error,
-            "created_at": utcnow(),
+            "created_at": self._now(),
             "request_id": rid,
         }
 
