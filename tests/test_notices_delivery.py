@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.config import Config
 from bot.sandbox.mock_wechat import MockWeChat
@@ -229,3 +229,25 @@ def datetime_now():  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc)
+
+
+async def test_a_resident_who_wrote_recently_is_inside_the_48_hour_window(db_url: str, tmp_path: Path,
+                                                                          mock: MockWeChat) -> None:
+    """The window opens with the resident's last message (``residents.last_inbound_at``, recorded by the
+    journal) as well as with their last event (``last_seen_at``): a follower who subscribed long ago but
+    wrote yesterday gets the custom message."""
+    clock = Clock(local(2030, 6, 10, 10, 0))
+    config = delivery_config(db_url, mock, default_channel="custom", chunk_size=4)
+    async with service_for(config, clock) as svc, sender_for(config, clock) as sender:
+        await add_residents(svc, ["oWrote", "oSilent"], clock() - timedelta(days=30))
+        async with svc._engine.begin() as conn:  # noqa: SLF001 - what Journal.inbound records
+            await conn.execute(update(Resident.__table__).where(Resident.openid == "oWrote")
+                               .values(last_inbound_at=clock() - timedelta(hours=20)))
+        for o in ("oWrote", "oSilent"):
+            await svc.subscribe(o, ["义诊"])
+        await add_file(svc, write_notice(tmp_path, "yz", SIMPLE))
+        await run_until_idle(svc)
+        await drain(sender)
+        assert per_resident(mock) == Counter({"oWrote": 1})
+        report = (await svc.report("yz"))["publish"]
+        assert report["reasons"] == {"skipped: no_channel_48h": 1}

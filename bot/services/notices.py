@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import utcnow
 from bot.config import Config, ConfigError, NoticesConfig
+from bot.services.journal import Journal
 from bot.services.outbox import Outbox
 from bot.storage import notices as q
 from bot.understanding.model import Problem
@@ -713,7 +714,8 @@ class NoticeService:
                 chunk = await q.target_chunk(conn, notice["audience"], notice["category"], urgent, default_on,
                                              cursor, s.chunk_size)
                 room = s.daily_cap - await q.queued_on(conn, day) if s.daily_cap > 0 else len(chunk)
-                seen = await q.last_seen(conn, [o for o, _ in chunk]) if channel == "custom" and chunk else {}
+                seen = (await q.last_seen(conn, [o for o, _ in chunk], Journal.INBOUND_EVERY)
+                        if channel == "custom" and chunk else {})
             if not chunk:
                 return await self._finish(push, "done", f"queued {push['queued'] + total}")
             if room <= 0:
