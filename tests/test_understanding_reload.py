@@ -133,3 +133,26 @@ async def test_watch_polls_in_the_background(tree: tuple[Path, Path, Path]) -> N
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_a_file_caught_half_written_is_read_once_it_settles(
+        tree: tuple[Path, Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """An editor that truncates and rewrites in place: the poll that lands in between sees half a file.
+    The watch reads a changed file only when the next poll finds it unchanged, so nothing is refused."""
+    faq, _, _ = tree
+    holder = KnowledgeHolder(*tree)
+    path = faq / "civil.dibao.toml"
+    whole = DIBAO.replace('fee = "免费"', 'fee = "存好了"')
+    with caplog.at_level(logging.WARNING, logger="bot.understanding"):
+        rewrite(path, whole[: len(whole) // 2])          # the poll lands mid-save
+        assert holder.reload_if_changed(settle=True) is False
+        rewrite(path, whole)                              # the save completes
+        assert holder.reload_if_changed(settle=True) is False  # changed since the last poll: wait
+        assert holder.reload_if_changed(settle=True) is True   # unchanged since: read it
+    assert holder.current.items["civil.dibao"].fee == "存好了" and holder.problems == []
+    assert not [r for r in caplog.records if "refused" in r.getMessage()]
+    # without settling (the CLI, tests), the half-written file is read and refused at once
+    rewrite(path, whole[: len(whole) // 2])
+    with caplog.at_level(logging.WARNING, logger="bot.understanding"):
+        holder.reload_if_changed()
+    assert holder.problems and holder.current.items["civil.dibao"].fee == "存好了"

@@ -56,9 +56,16 @@ class _Directory(Generic[T]):
     load: Callable[[Path, str], tuple[T | None, list[Problem]]]
     cross_check: Callable[[T, list[T]], list[Problem]]
     records: dict[Path, _Record[T]] = field(default_factory=dict)
+    pending: dict[Path, Stamp | None] = field(default_factory=dict)  # changed, not yet settled (see scan)
 
-    def scan(self) -> bool:
-        """Re-read changed files; True when anything was added, changed or removed."""
+    def scan(self, settle: bool = False) -> bool:
+        """Re-read changed files; True when anything was added, changed or removed. With ``settle``, a
+        file is read only once two scans in a row found it with the same new stamp.
+
+        Why settle: many editors save by truncating and rewriting in place, and a poll that lands in
+        between reads half a file, refuses it with a logged error and accepts it a poll later: a false
+        alarm for the admin watching the log. Comparing two polls needs no clock (file times may be
+        skewed or moved by hand); the cost is one poll interval of delay."""
         changed = False
         present = sorted(self.path.glob("*.toml")) if self.path.is_dir() else []
         for gone in set(self.records) - set(present):
@@ -69,7 +76,12 @@ class _Directory(Generic[T]):
             stamp = _stamp(path)
             record = self.records.get(path)
             if record is not None and record.stamp == stamp:
+                self.pending.pop(path, None)  # saved and put back before it settled
                 continue
+            if settle and self.pending.get(path) != stamp:
+                self.pending[path] = stamp  # new to this scan: read it when the next one sees it unchanged
+                continue
+            self.pending.pop(path, None)
             latest, problems = self.load(path, display(path))
             if record is None:
                 self.records[path] = _Record(stamp, latest, problems)
@@ -157,10 +169,11 @@ class KnowledgeHolder:
     def _item_cross_check(self, candidate: LoadedItem, accepted: list[LoadedItem]) -> list[Problem]:
         return check_catalog(candidate, self.catalog) + duplicate_aliases(candidate, accepted)
 
-    def reload_if_changed(self) -> bool:
-        """Poll both directories; rebuild and swap the snapshot when something changed."""
-        faq_changed = self._faq.scan()
-        intents_changed = self._intents.scan()
+    def reload_if_changed(self, settle: bool = False) -> bool:
+        """Poll both directories; rebuild and swap the snapshot when something changed. With
+        ``settle`` (the background watch), a changed file is read once a second poll finds it unchanged."""
+        faq_changed = self._faq.scan(settle)
+        intents_changed = self._intents.scan(settle)
         if not (faq_changed or intents_changed):
             return False
         self.problems = self._faq.compose() + self._intents.compose()
@@ -173,11 +186,12 @@ class KnowledgeHolder:
         return True
 
     async def watch(self, interval: float = 2.0) -> None:
-        """Poll forever (cancel the task to stop). Errors are logged, never fatal to the app."""
+        """Poll forever (cancel the task to stop). Errors are logged, never fatal to the app. An edit is
+        served two polls after it is saved: the first sees it, the second finds it settled."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.reload_if_changed)
+                await asyncio.to_thread(self.reload_if_changed, True)
             except Exception:  # noqa: BLE001 - a reload bug must not kill the bot
                 log.exception("knowledge reload failed; still serving the previous version")
 
