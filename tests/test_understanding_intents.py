@@ -6,7 +6,7 @@ import pytest
 
 from bot.understanding.knowledge import Knowledge, parse_pick
 from bot.understanding.loader import load_knowledge
-from tests.test_understanding_helpers import write_tree
+from tests.test_understanding_helpers import shipped_knowledge, write_tree
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,14 @@ def test_pick_against_a_clarify_list(knowledge: Knowledge, text: str, picked: st
 
 def test_pick_with_no_candidates(knowledge: Knowledge) -> None:
     assert knowledge.pick("1", []) is None
+
+
+@pytest.mark.parametrize(("text", "intent", "item"), [
+    ("听力障碍的小孩装人工耳蜗有救助不", "faq", "disability.child-rehab"),  # 人工 inside a cue word
+    ("人工", "handoff", None), ("我要找人工", "handoff", None),
+    ("人工耳蜗的事转人工", "handoff", "disability.child-rehab"),
+])
+def test_a_handoff_phrase_inside_a_knowledge_word_is_that_word(text: str, intent: str, item: str | None) -> None:
+    """``contains`` phrases (人工) fire anywhere except inside the knowledge's own words (the cue 人工耳蜗)."""
+    understood = shipped_knowledge().understand(text)
+    assert understood.intent == intent and understood.match.item == item, understood

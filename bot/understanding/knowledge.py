@@ -49,6 +49,15 @@ class _Phrases:
     whole: Mapping[str, Replacer]                  # intent -> remover of its phrases
     contains: Mapping[str, tuple[str, ...]]
     handoff_strip: Replacer
+    shields: tuple[str, ...] = ()                  # knowledge words holding a ``contains`` phrase (人工耳蜗)
+
+    def unshielded(self, compact: str) -> str:
+        """The text with the knowledge's own words that hold a ``contains`` phrase blanked out: 人工 in
+        人工耳蜗 is a cochlear implant, not a request for a person."""
+        for word in self.shields:
+            if word in compact:
+                compact = compact.replace(word, "|")
+        return compact
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,10 @@ class Knowledge:
     def build(cls, items: Sequence[ServiceItem], intents: IntentData,
               settings: MatcherSettings | None = None, version: str = "") -> "Knowledge":
         """Compile the normaliser and the index. Pure; costs a few tens of ms for ~60 items."""
-        normalizer = Normalizer(intents.rewrites, intents.fillers, protected_words(items, intents))
+        protected = protected_words(items, intents)
+        normalizer = Normalizer(intents.rewrites, intents.fillers, protected)
         norm = normalizer.normalize
-        phrases = _compile_phrases(intents, norm)
+        phrases = _compile_phrases(intents, norm, protected)
         ordered = sorted(items, key=lambda i: i.id)
 
         def core(text: str) -> tuple[str, ...]:
@@ -110,8 +120,9 @@ class Knowledge:
         is a question). A message that was only fillers (你好, 在吗) is a greeting.
         """
         compact = normalized.replace(" ", "")
+        bare = self._phrases.unshielded(compact)
         for intent, phrases in self._phrases.contains.items():
-            if any(p in compact for p in phrases):
+            if any(p in bare for p in phrases):
                 return intent
         if not compact:
             return "greeting" if basic(raw).strip() else None
@@ -200,8 +211,9 @@ def protected_words(items: Sequence[ServiceItem], intents: IntentData) -> list[s
     return list(dict.fromkeys(words))
 
 
-def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
-    """Normalise every phrase once, so matching compares like with like."""
+def _compile_phrases(intents: IntentData, norm: NormFn, protected: Sequence[str] = ()) -> _Phrases:
+    """Normalise every phrase once, so matching compares like with like. ``protected``: the knowledge's
+    own words (see :func:`protected_words`); those holding a ``contains`` phrase shield it."""
     def clean(values: Sequence[str]) -> list[str]:
         return [n.replace(" ", "") for n in (norm(v) for v in values) if n.strip()]
 
@@ -215,6 +227,9 @@ def _compile_phrases(intents: IntentData, norm: NormFn) -> _Phrases:
              for name, spec in intents.intents.items() if spec.whole}
     contains = {name: tuple(clean(spec.phrases)) for name, spec in intents.intents.items() if not spec.whole}
     handoff_strip = Replacer({p: " " for p in contains.get("handoff", ())})
+    every = {p for ps in contains.values() for p in ps}
+    shields = sorted({w for w in clean(protected) if w not in every and any(p in w for p in every)},
+                     key=lambda w: (-len(w), w))
     return _Phrases(stop, strip, tuple(aspect_pairs), MappingProxyType(whole), MappingProxyType(contains),
-                    handoff_strip)
+                    handoff_strip, tuple(shields))
 
