@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.understanding.clauses import split_clauses
 from bot.understanding.grams import anchor_grams
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
 from bot.understanding.matcher import MatcherSettings
-from tests.test_understanding_helpers import INTENTS, assert_decided, item_toml, shipped_knowledge, write_tree
+from tests.test_understanding_helpers import INTENTS, ROOT, assert_decided, item_toml, shipped_knowledge, write_tree
 
 #: The helpers' intents plus the stop words, aspect phrases and data these rules read.
 EXTRA_INTENTS = INTENTS.replace('phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能"]',
@@ -311,3 +312,102 @@ def test_a_close_sibling_is_offered_when_the_question_has_no_word_of_the_answer_
     scores = dict((ident, score) for score, ident in knowledge.matcher.scores(knowledge.normalize("生育扶助金年满了在哪领")))
     assert scores["health.only-child-reward"] - scores["health.family-planning-special-support"] < 10.0
     assert_decided(knowledge.match("生育扶助金年满了在哪领"), "health.only-child-reward")
+
+
+# —— round 9A: questions of a sibling family that a generic word, a list or a second clause leaves open ——
+
+FUNERAL = item_toml("civil.funeral-subsidy", "惠民殡葬补贴", "民政", ["殡葬补贴", "火化补贴"],
+                    ["火化费能减免不", "殡葬补贴要带啥子", "殡仪馆的费用政府补好多"])
+DEATH = item_toml("hrss.death-benefit", "参保人员丧葬补助金和抚恤金", "人社", ["丧葬补助金", "抚恤金"],
+                  ["参保人去世了家属能领啥", "老人去世了社保那边有钱领不", "去世以后个人账户的钱咋个退"])
+AFTER_DEATH = ('\n[ambiguous]\n"丧葬费" = ["civil.funeral-subsidy", "hrss.death-benefit"]\n'
+               '"去世" = ["civil.funeral-subsidy", "hrss.death-benefit"]\n')
+
+
+def test_a_kin_generic_word_in_the_rest_tells_the_members_nothing(tmp_path: Path) -> None:
+    """去世 is listed for both items like 丧葬费; only the death benefit's questions happen to say it, so
+    read as the rest of 丧葬费 it made a lead and answered the benefit."""
+    knowledge = build(tmp_path, {"civil.funeral-subsidy": FUNERAL, "hrss.death-benefit": DEATH}, AFTER_DEATH)
+    matcher = knowledge.matcher
+    members = [matcher.index.position[i] for i in ("civil.funeral-subsidy", "hrss.death-benefit")]
+    joined = "".join(matcher._core(knowledge.normalize("人去世了 丧葬费在哪里领")))
+    assert "去世" not in matcher._without_kin(joined, members)
+    assert_decided(knowledge.match("人去世了 丧葬费在哪里领"), "civil.funeral-subsidy|hrss.death-benefit")
+
+
+def test_a_tiny_lead_does_not_answer_on_the_overall_gap(real: Knowledge) -> None:
+    """The rest of the generic word (在外面 …要 回来 after 保险转; 的 每年发好多 after 计生) leans to one member by
+    less than one everyday character weighs; the whole question scores that member far ahead only on the
+    wording of its sample questions. Asked back; with any positive lead enough, answered as before."""
+    questions = ["在外面交的保险要转回来", "计生的钱每年发好多"]
+    for question in questions:
+        assert real.match(question).action == "clarify"
+    any_lead, _ = load_knowledge(ROOT / "faq", ROOT / "intents", settings=MatcherSettings(gap_min_lead=0.01))
+    assert [any_lead.match(q).action for q in questions] == ["answer", "answer"]
+
+
+PERMIT = item_toml("police.residence-permit", "居住证办理", "公安", ["居住证", "暂住证"],
+                   ["外地人办居住证要带啥", "居住证过期了咋个续"])
+
+
+def test_a_list_joined_by_haishi_is_no_clause_of_being(tmp_path: Path) -> None:
+    """还是 between two names is "or"; read as 还 + 是 ("他还是低保户") it made the list a clause telling
+    who someone is, and the two needs were dropped."""
+    knowledge = build(tmp_path, {"civil.residence-proof": PROOF, "police.residence-permit": PERMIT})
+    assert_decided(knowledge.match("娃娃读书要用 居住证明还是居住证 我分不清"),
+                   "civil.residence-proof|police.residence-permit")
+    assert_decided(knowledge.match("他还是低保户 居住证明要带啥"), "civil.residence-proof")
+
+
+LIVING = item_toml("disability.living-subsidy", "困难残疾人生活补贴", "残联", ["残疾人生活补贴", "残疾人补贴"],
+                   ["低保家庭的残疾人每个月能领好多", "残疾人补贴咋个申请"])
+
+
+def test_a_word_read_across_the_joining_word_does_not_cut_the_list(tmp_path: Path) -> None:
+    """保残 (a cue's pair, read across one character as in 离了婚) pairs the last character of 低保 with
+    the first of 残疾人补贴 over 和: no word of either, so the joint is no cut word."""
+    extra = '\n[cues]\n"disability.living-subsidy" = ["低保残疾人"]\n'
+    knowledge = build(tmp_path, {"civil.dibao": DIBAO, "disability.living-subsidy": LIVING}, extra)
+    assert_decided(knowledge.match("低保和残疾人补贴能一起领不"), "civil.dibao|disability.living-subsidy")
+
+
+VOLUNTEER = item_toml("civil.volunteer-registration", "志愿者注册", "民政", ["志愿者注册", "当志愿者"],
+                      ["想当志愿者咋个注册", "志愿服务时长在哪里查"])
+ASSOCIATION = item_toml("civil.community-org-filing", "社区社会组织备案", "民政", ["社区社会组织备案", "协会备案"],
+                        ["几个人想成立个协会要备案不", "广场舞队要不要去社区备案"])
+
+
+def test_a_second_need_after_several_separators_still_adds(tmp_path: Path) -> None:
+    """还想 then 跟 (here "with"): only the separator next to the clause was read, so the clause lost the
+    还想 that makes it a second need."""
+    (first, second) = split_clauses("想当志愿者 还想跟几个朋友成立个协会")
+    assert second.adds and second.asks
+    knowledge = build(tmp_path, {"civil.volunteer-registration": VOLUNTEER, "civil.community-org-filing": ASSOCIATION})
+    assert_decided(knowledge.match("想当志愿者 还想跟几个朋友成立个协会"),
+                   "civil.volunteer-registration|civil.community-org-filing")
+    assert_decided(knowledge.match("想当志愿者 跟几个朋友一起去"), "civil.volunteer-registration")
+
+
+#: Round 9A on the real data: questions of the families independent writers mark ambiguous (a word of
+#: both items, a list, 两项补贴, 计生, 就业失业登记), written for this round, not taken from the question
+#: sets; each is answered with one item on the round-8 data. The single-item ones name a telling detail.
+ROUND_NINE_CASES = [
+    ("计生那个钱每年啥时候发", "health.only-child-reward|health.family-planning-special-support"),
+    ("两项补贴咋个申请", "disability.living-subsidy|disability.nursing-subsidy"),
+    ("自己交养老保险 交哪种好", "hrss.resident-pension-enroll|hrss.flexible-employment-insurance"),
+    ("没得单位 自己交社保咋个交", "hrss.resident-pension-enroll|hrss.flexible-employment-insurance"),
+    ("居住证明还是居住证 我也分不清", "civil.residence-proof|police.residence-permit"),
+    ("低保和残疾人补贴能一起领不", "civil.dibao|disability.living-subsidy"),
+    ("娃娃的证丢了 医院开的那个", "health.birth-certificate|health.vaccination-certificate"),
+    ("就业失业登记在哪办", "hrss.unemployment-registration|hrss.employment-card"),
+    ("社保卡丢了咋个补", "hrss.social-security-card-replace"), ("满80岁的高龄津贴咋个领", "civil.elderly-allowance"),
+    ("第一次办残疾证要带啥", "disability.card-new"), ("跑外卖的 想自己交养老保险", "hrss.flexible-employment-insurance"),
+    ("在家种地 自己交养老保险交哪个", "hrss.resident-pension-enroll"), ("计生特扶咋个申请", "health.family-planning-special-support"),
+    ("就业失业登记证丢了咋个补", "hrss.employment-card"), ("宝宝满月了 医保咋个给他上", "medins.resident-enroll"),
+    ("当兵受了伤 每个月的钱咋个领", "veterans.pension"), ("残疾人护理补贴咋个申请", "disability.nursing-subsidy"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), ROUND_NINE_CASES)
+def test_round_nine_sibling_families_on_the_real_data(real: Knowledge, question: str, expected: str) -> None:
+    assert_decided(real.match(question), expected)

@@ -142,7 +142,8 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         aside = listed or bool(DONE.search(clause)) or (
             separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause))))
         context = aside or bool(_CONTEXT.search(clause))
-        adds = not context and (leading in _ASKING or bool(_ADDING.search(clause)))
+        adds = not context and (any(word in _ASKING for word in _leading_run(parts, index))
+                                or bool(_ADDING.search(clause)))
         asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
         asks_next = asks or inherited
         if not clauses and _CLOSING.fullmatch(clause):
@@ -150,6 +151,24 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         follows = leading == " " and not adds
         clauses.append(Clause(clause, asks, adds, context, aside, follows))
     return tuple(clauses[::-1])
+
+
+def _leading_run(parts: list[str], index: int) -> list[str]:
+    """The separators before the clause at ``index`` of a split question, back to the previous clause:
+    several may follow one another with nothing between ("想当志愿者 还想跟几个朋友成立个协会": a space,
+    还想, then 跟 — here a preposition, "with a few friends").
+
+    Why: only the separator next to the clause was read, so 跟 hid the 还想 that makes the clause a
+    second need."""
+    run: list[str] = []
+    position = index - 1
+    while position >= 0:
+        run.append(parts[position])
+        if position >= 2 and not parts[position - 1]:
+            position -= 2
+            continue
+        break
+    return run
 
 
 def clause_spans(normalized: str) -> list[tuple[int, int, bool]]:

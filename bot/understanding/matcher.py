@@ -74,7 +74,9 @@ class MatcherSettings:
     ambiguity_lead: float = 1.5      # a generic word (优待证) asks which item unless the rest of the
                                      # question gives one item this much more matched weight ...
     ambiguity_gap: float = 12.0      # ... or leans towards the item that also leads the other members
-                                     # by this many score points overall; either way only when the rest
+                                     # by this many score points overall ...
+    gap_min_lead: float = 0.7        # ... by at least this much (less is under one everyday character's
+                                     # weight: "老人 能领钱" after 去世); either way only when the rest
     min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
                                      # leaves 咋办, not enough to choose registration over the benefit)
     sibling_window: float = 10.0     # a sibling (see Matcher._close_sibling) this close to an answer,
@@ -940,7 +942,8 @@ class Matcher:
             start, end = min(o[0] for o in left), max(o[1] for o in right)
             clause_start = normalized.rfind(" ", 0, start) + 1
             clause_end = normalized.find(" ", end)
-            clause = normalized[clause_start: clause_end if clause_end >= 0 else None]
+            clause = _or_at_joint(normalized[clause_start: clause_end if clause_end >= 0 else None],
+                                  normalized[joint[0]:joint[1]], joint[0] - clause_start)
             if (_LISTED_AS_CONTEXT.search(normalized[clause_start:start]) or _NEEDS_LISTED.search(normalized, 0, start)
                     or stated(clause) or DONE.search(clause)):
                 # who the resident is (我是低保户和残疾人) or has (身份证社保卡都在), what to bring (要带身份证和
@@ -972,7 +975,8 @@ class Matcher:
         modifier = _MODIFIER.match(normalized, right_start)
         if modifier and not self._named_in_full(normalized, right, side_by_side):
             right = _touching([o for o in found if o[0] == modifier.end()], found)
-        if not left or not right or any(o[0] < left_end < o[1] or o[0] < right_start < o[1] for o in found):
+        if not left or not right or any((o[0] < left_end < o[1] or o[0] < right_start < o[1])
+                                        and not _over_joiner(o, left_end, right_start) for o in found):
             return None
         if not all(self._named_in_full(normalized, side, side_by_side) for side in (left, right)):
             return None
@@ -1120,10 +1124,12 @@ class Matcher:
                     return self._only_member(next(i for i in ids if i not in ruled_out), scored)
                 if self._named_member(joined, term, members) == scored[0][1]:
                     return None  # 办医保, 交医保: one member's own longer name holds the word
-                lead, leader, weight = self._lead(rest, members)
+                # the lead is read without the word's kin: 去世 after 丧葬费 tells those items nothing
+                lead, leader, weight = self._lead(self._without_kin(joined, members), members)
                 if leader == scored[0][1] and weight >= self.settings.min_rest_weight and (
                         lead >= self.settings.ambiguity_lead
-                        or (lead > 0 and self._member_gap(scored, ids) >= self.settings.ambiguity_gap)):
+                        or (lead >= self.settings.gap_min_lead
+                            and self._member_gap(scored, ids) >= self.settings.ambiguity_gap)):
                     return None  # the rest singles out the item that also scores best overall
                 # otherwise the rest points elsewhere than the overall score (老兵有啥优待政策: 老兵
                 # → veterans, 优待 → senior card): not safe to answer either, ask
@@ -1137,6 +1143,25 @@ class Matcher:
             return MatchResult("clarify", None, tuple(options[: self.settings.max_candidates]),
                                round(ranked[0][0], 2) if ranked else 0.0)
         return None
+
+    def _without_kin(self, joined: str, members: Sequence[int]) -> str:
+        """The question without every generic word (``[ambiguous]``) that may mean each of ``members``:
+        the word read and its kin (去世 with 丧葬费, 没有单位 with 自己交社保); whole words first, then loosely.
+
+        Why: such a word is listed because it does not tell these items apart; left in the rest, its
+        characters still meet one member's sample questions more than the other's (去世 is in more of
+        the death benefit's questions) and the lead then answered a question that says nothing more.
+        Whole words first: 残疾人两项补贴 holds 两项补贴 whole and 残疾人补贴 only loosely."""
+        wanted = set(members)
+        kin = [term for term, items in self.index.ambiguous if wanted <= set(items)]
+        for loose in (False, True):
+            for term in kin:
+                while term in joined or (loose and term[0] in joined):
+                    cut = remove_loosely(joined, term)
+                    if cut is None:
+                        break
+                    joined = cut
+        return joined
 
     def _only_member(self, ident: str, scored: list[tuple[float, str]]) -> MatchResult | None:
         """The answer when a generic word's other items are ruled out; ``None`` (the normal decision)
@@ -1318,6 +1343,26 @@ _LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
 #: A list right after 要/需要 that follows a need in the same clause: what that need requires
 #: ("申请生育津贴需要出生证明还是结婚证"), not two needs (unlike "要居住证还是社区开的居住证明").
 _NEEDS_LISTED = re.compile(r"(?:办|申请|领|开|补|换|交|上)[^ ]+?(?:要|需要|得)$")
+
+
+def _or_at_joint(clause: str, joiner: str, at: int) -> str:
+    """The clause with a 还是 that joins the list (at ``at``) read as 或者.
+
+    Why: 还是 is "or" at the joint, yet :func:`stated` reads 还 + 是 as "is still" ("他还是低保户") and
+    took "居住证明还是居住证" for a clause telling who someone is, so the list of two needs was dropped."""
+    if joiner.strip() != "还是":
+        return clause
+    return clause[:at] + joiner.replace("还是", "或者") + clause[at + len(joiner):]
+
+
+def _over_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bool:
+    """True when the occurrence is an anchor bigram read across one character (离了婚 holds 离婚) and
+    that character is the joining word itself (低保和残疾人: 保残 is no word cut by the joint).
+
+    Why: the skip exists for particles inside a word; over 和 it pairs the last character of one listed
+    thing with the first of the next, which is no word of either."""
+    start, end, _, whole = occurrence
+    return not whole and end - start == 3 and right_start - left_end == 1 and left_end == start + 1
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]
