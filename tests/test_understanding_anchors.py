@@ -82,13 +82,16 @@ def _tree_with_generic_piece(tmp_path: Path, cues: str) -> tuple[Path, Path, Pat
 
 def test_the_matcher_tells_which_cue_words_anchor_nothing(tmp_path: Path) -> None:
     faq, intents_dir, catalog = _tree_with_generic_piece(
-        tmp_path, '\n[cues]\n"civil.dibao" = ["兜底", "补贴", "丢了"]\n')
+        tmp_path, '\n[cues]\n"civil.dibao" = ["兜底", "补贴", "丢了", "傻"]\n')
     knowledge, holder = load_knowledge(faq, intents_dir, catalog)
     assert not holder.problems, holder.problems
     matcher = knowledge.matcher
     assert matcher.cue_sharing("civil.dibao", "兜底") is None
     assert matcher.cue_sharing("civil.dibao", "补贴") == (10, ("补贴",))  # nine names and this cue
-    assert matcher.cue_sharing("civil.dibao", "丢了") == (0, ("丢",))     # 了 is a stop word
+    assert matcher.cue_sharing("civil.dibao", "傻") == (0, ("傻",))       # one character
+    # 了 is a stop word, but a question keeps it for anchoring: the cue anchors as written (round 9b)
+    assert matcher.cue_sharing("civil.dibao", "丢了") is None
+    assert matcher.anchored(knowledge.normalize("钱包丢了"), ["civil.dibao"])
     # what the warning is about: the word really anchors nothing, the specific one does
     assert not matcher.anchored(knowledge.normalize("补贴"), ["civil.dibao"])
     assert matcher.anchored(knowledge.normalize("兜底"), ["civil.dibao"])

@@ -167,6 +167,7 @@ def test_a_question_about_an_office_itself_falls_back(tmp_path: Path) -> None:
     assert "hrss.social-security-card" in dict((i, s) for s, i in knowledge.matcher.scores(knowledge.normalize("社保局几点下班")))
     assert knowledge.match("社保局几点下班").action == "fallback"
     assert knowledge.match("社保局周六上不上班").action == "fallback"
+    assert knowledge.match("社保局中午休不休息").action == "fallback"  # a lunch break is its hours too
     assert knowledge.match("社保卡在社保局哪里办").item == "hrss.social-security-card"  # names the item too
 
 

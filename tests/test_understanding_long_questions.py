@@ -41,11 +41,17 @@ CONTEXT_THEN_NEED = [
     # a paper to bring names the item it is a material of (出生证明), not the need (session 4)
     ("休产假的钱哪个发？需要准备出生证明吗", "medins.maternity-benefit"),
     ("我媳妇休产假单位不发钱，要准备娃娃出生证明吗", "medins.maternity-benefit"),
+    # whether a paper is needed or enough, without a verb of bringing (round 9b): a material, not a need
+    ("办居住证在哪里办 要房东身份证不", "police.residence-permit"),
+    ("失业金咋个领 身份证银行卡就行吗", "hrss.unemployment-benefit"),
+    ("办高龄津贴要啥子 户口本身份证就够了吗", "civil.elderly-allowance"),
 ]
 
 #: Questions about something outside the catalogue after context that names items.
 CONTEXT_THEN_ELSEWHERE = [
     "网格员帮一个五保户问，他住的房子漏水，物业不管，找哪个",
+    # the rest reads most like another item, but asks an out-of-scope matter it does not speak of (round 9b)
+    "社保卡补好了 想问下哪里有招人的",
 ]
 
 #: (question, the items a clarify must offer): long questions with two needs, or vague after context.
@@ -116,6 +122,7 @@ ASIDE = [
     "家里老人有残疾证", "也有医保", "我们村有个退役军人", "出生证明也在", "身份证社保卡都在",  # has
     "网格员帮1个低保问", "辖区居民问",  # who asks
     "要带残疾证原件不", "要出生证明原件吗",  # a paper to bring
+    "要房东身份证不", "户口本身份证就够了吗", "需要两寸照片吗",  # whether a paper is needed or enough
     "当时没有办异地备案",  # the past
 ]
 #: Clauses that are not: a loss, a wish, a lack, a question, the situation that is the need itself.
@@ -124,6 +131,7 @@ NOT_ASIDE = [
     "只有1个儿子", "进出门有台阶", "残疾证有效期满了", "社保卡也在里面", "钱包里头有残疾证",
     "说是没认证", "但是她不给抚养费", "帮家里老人做养老金年审", "办残疾证要带身份证吗", "我是第一次办",
     "准备结婚了",  # prepares a wedding, not a paper
+    "要办残疾证不", "要给娃娃上户口不",  # a need verb before the paper: a need
 ]
 
 

@@ -75,6 +75,16 @@ ONE_NEED = [
     ("在工地上摔断了腿 老板不认账 咋个办", "hrss.work-injury"),
     ("刚好超过低保标准被退出来了 还能认定个啥子困难户不", "civil.low-income-family"),  # 还: "still"
     ("娃娃父母都去世了，现在跟外婆过，国家给不给生活费", "civil.orphan-allowance"),  # 父母都: no list
+    # 又/也 before a state add a circumstance to the story, not a need (round 9b)
+    ("我叔叔一个人住 又没收入 想申请特困供养 要带啥子", "civil.extreme-poverty"),
+    ("老公瘫痪了 家里又没收入 重度残疾护理补贴咋个领", "disability.nursing-subsidy"),
+    ("娃娃是脑瘫 家里又困难 康复训练有补助不", "disability.child-rehab"),
+    # the other half of an either-or question, holding a name's sound only (去申 ~ 领取申请; round 9b)
+    ("残疾人生活补贴是直接发还是要自己去申请", "disability.living-subsidy"),
+    ("独生子女奖励是自动发还是要自己去申请", "health.only-child-reward"),
+    # an item named only as who the resident is (不是低保户) in a clause asking about the need (round 9b)
+    ("一级残疾 护理补贴咋个领 不是低保户也可以吗", "disability.nursing-subsidy"),
+    ("重度残疾护理补贴 不是低保能领不", "disability.nursing-subsidy"),
 ]
 
 #: (question, the one item to answer): one need, then a clause after a bare pause that asks further

@@ -23,6 +23,8 @@ _CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且
 _BRINGING = re.compile(r"带|准备|提供|复印|拿")
 #: A clause that adds a need to another ("工资也不给", "再去学个技术").
 _ADDING = re.compile(r"也|又|再|顺便|另外|还(?![能有没是可剩差不在得会行好])")
+#: A loss: what a clause adding a matter with 也 may report ("出生证也找不到了", "钱包也不见了").
+_LOST = re.compile(r"找不到|找不着|不见|没了|掉了|偷")
 #: A closing question without an object of its own ("咋办", "怎么弄", "找哪个"): it asks about all the
 #: clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
 _CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
@@ -67,11 +69,20 @@ _CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算�
 #: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
 _HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
                      r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
+#: A paper (identity card, household book, a certificate, photo) closing a clause that asks about it.
+_PAPER = r"(?:证|本|簿|证明|卡|照片|原件|复印件)"
+#: Verbs that make "要…证" a need of its own ("要办残疾证不", "要给娃娃上户口不"), not a paper to bring.
+_PAPER_NEED_VERBS = "办|申请|领|开|补|换|交|缴|转|上|续|注销"
 #: A clause asking whether to bring a paper ("要带残疾证原件不", "要出生证明原件吗", "需要带户口本"): the
 #: paper is a material of the need named elsewhere, not a need (not "办残疾证要带身份证吗": a need verb
 #: comes first there). A paper must be named after the verb: "准备结婚了" prepares a wedding, not a paper.
 MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|提供)(?!什么|哪些|些|好多|多少)"
-                      r"(?=.*(?:证|本|簿|卡|照|件|单|票|书|明|材料|资料|户口))|原件|复印件")
+                      r"(?=.*(?:证|本|簿|卡|照|件|单|票|书|明|材料|资料|户口))|原件|复印件"
+                      # whether a paper is needed or enough, without a verb of bringing: "要父母身份证不",
+                      # "户口本身份证够不够" (a paper, not a need: no verb of getting a service done)
+                      rf"|^(?![^ ]*(?:{_PAPER_NEED_VERBS}))(?:要|需要|得|还要|是不是要)[^ ]{{0,6}}?{_PAPER}(?:不|吗|没|嘛)?$"
+                      rf"|^(?![^ ]*(?:{_PAPER_NEED_VERBS}))[^ ]{{0,10}}?{_PAPER}(?:这些|这几样|两样)?"
+                      r"(?:就)?(?:够不够|够了没|够了吗|够吗|够不|够没|行不行|行吗|行不)$")
 _NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
 #: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
 #: own — unless something is done for them there ("帮家里老人做养老金年审").
@@ -142,8 +153,10 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         aside = listed or bool(DONE.search(clause)) or (
             separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause))))
         context = aside or bool(_CONTEXT.search(clause))
-        adds = not context and (any(word in _ASKING for word in _leading_run(parts, index))
-                                or bool(_ADDING.search(clause)))
+        # 也/又 add a need only with something asked, done or lost in the clause ("工资也不给", "把医保也上了",
+        # "出生证也找不到了"); with a state alone they add a circumstance to the story ("又没收入", "家里也困难")
+        adds = not context and (any(word in _ASKING for word in _leading_run(parts, index)) or bool(
+            _ADDING.search(clause) and (_REQUEST.search(clause) or _DOING.search(clause) or _LOST.search(clause))))
         asks = not context and (bool(_REQUEST.search(clause)) or inherited or closing or adds)
         asks_next = asks or inherited
         if not clauses and _CLOSING.fullmatch(clause):

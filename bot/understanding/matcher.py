@@ -183,8 +183,10 @@ class Matcher:
         own: list[set[str]] = []
         for index, ident in enumerate(self.index.ids):
             grams: set[str] = set()
-            for segments in [*aliases[index], *(self._core(c) for c in cues.get(ident, ()))]:
+            for segments in aliases[index]:
                 grams |= {g for g in grams_of(segments) if g[0] != "u"}
+            for cue in cues.get(ident, ()):
+                grams |= self._cue_grams(cue)
             own.append(grams)
         df: dict[str, int] = defaultdict(int)
         for grams in own:
@@ -202,6 +204,23 @@ class Matcher:
         specific = [frozenset(g for g in grams if df[g] <= self.settings.clause_anchor_max_items
                               and used[g] <= common) for grams in own]
         return anchors, specific
+
+    def _cue_grams(self, cue: str) -> set[str]:
+        """The anchor grams of a ``[cues]`` word: the bigrams of its core; for a word that the cut of stop
+        words leaves no bigram of (离了, 后事, 告他, 夹了手), the bigram a question offers for it as
+        written (see :func:`anchor_grams`: its characters as typed, also skipping the particle inside).
+
+        Why: the question keeps its particles for anchoring (离了婚 holds 离婚), so a cue written with
+        one was simply never met ("去民政局离了" held no divorce anchor although 离了 is a cue)."""
+        grams = {g for g in grams_of(self._core(cue)) if g[0] != "u"}
+        if any(g[0] == "b" for g in grams):
+            return grams
+        written = "".join(units(cue.replace(" ", "")))
+        if len(written) == 2:
+            grams.add("b" + written)
+        elif len(written) == 3:
+            grams.add("b" + written[0] + written[2])
+        return grams
 
     def _compile_owned_topics(self, items: Sequence[ServiceItem], cues: Mapping[str, Sequence[str]],
                               norm: Callable[[str], str]) -> list[frozenset[str]]:
@@ -351,7 +370,7 @@ class Matcher:
         asked = False
         for match in self._out_of_scope_re.finditer(compact):
             start, end = match.span()
-            if self._crosses_item_word(compact, start, end, top):
+            if self._crosses_item_word(compact, start, end, top) or _workplace(compact, start, end):
                 continue
             clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
             if (_ASKED_FOR.match(compact[:clause_end], end)
@@ -422,7 +441,7 @@ class Matcher:
         if index is None:
             return None
         segments = self._core(word)
-        grams = {g for g in grams_of(segments) if g[0] != "u"}
+        grams = self._cue_grams(word)
         if grams & self._anchors[index]:
             return None
         return min((self._anchor_df.get(g, 0) for g in grams), default=0), segments
@@ -591,7 +610,13 @@ class Matcher:
         result = decide(named, self.settings)
         if (result.action != "fallback" and result.score >= self.settings.after_context_min
                 and (done or self._each_named(rest, result.candidates, top))):
-            return result  # the rest names another item, and reads more like it than like the one aside
+            # the rest names another item, and reads more like it than like the one aside — unless the
+            # rest asks about something out of scope that item does not speak of ("失业金领完了，附近有没有
+            # 招工的厂": 招工 is no matter of the welfare jobs, though the rest reads most like them)
+            if (result.score < self.settings.out_of_scope_override
+                    and self._off_topic(rest, self.index.position[result.candidates[0]], "".join(segments))):
+                return MatchResult("fallback", None, (), round(scored[0][0], 2))
+            return result
         if self._off_topic(rest, self.index.position[top], "".join(segments)):
             return MatchResult("fallback", None, (), round(scored[0][0], 2))  # "…，供电所电话多少"
         if not done:
@@ -1057,7 +1082,11 @@ class Matcher:
         after a bare pause: "医保年限要接续过来，要开啥子凭证", "想做点公益 咋个注册 有莫得证书") must
         name its item whole or hold more than one specific word-pair of it: one shared word (证书, 凭证,
         工资, 每月) is the aspect asked about — papers, checks, pay — not a second need; "低保咋个办",
-        "康复训练有没有救助" still are."""
+        "康复训练有没有救助" still are.
+
+        The anchor held must be one in characters, not only a sound: a short clause shares a folded-pinyin
+        bigram with some long name by accident (要自己去申请: 去申 sounds like 领取申请 of the pension claim's
+        name), and the clause then made a second need of "高龄补贴是自动发还是要自己去申请"."""
         s = self.settings
         segments = self._core(clause.text)
         if len(units("".join(segments))) < s.min_units:
@@ -1076,6 +1105,8 @@ class Matcher:
             return None
         top, ident = ranked[0]
         index = self.index.position[ident]
+        if self._named_as_status(clause.text, index):
+            return None  # "不是低保户能领不": who the resident is, asked about another need
         runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
         named = clause.adds and self._names_item(clause.text, index)
         if (top.score < (s.added_clause_min if named else s.clause_min) or top.score - runner_up < s.clause_margin
@@ -1090,7 +1121,24 @@ class Matcher:
             if further and not named and not self._names_item(clause.text, index) and sum(
                     gram.startswith("b") for gram in held) < 2:
                 return None
-        return ident if held else None
+        return ident if any(gram[0] == "b" for gram in held) else None
+
+    def _named_as_status(self, text: str, index: int) -> bool:
+        """True when the clause names the item only as who someone is — right after 是, 不是, 属于, 算
+        ("不是低保户能领不", "是五保户可以优先不") — and holds no other anchor of it.
+
+        Why: such a clause asks whether the need of another clause is open to that status; the status
+        is an item's name (低保), but nobody asks for it there, so it is no second need."""
+        if self._names is None:
+            return False
+        compact = text.replace(" ", "")
+        spans = [m.span() for m in self._names.finditer(compact) if index in self._name_owners[m.group(0)]]
+        if not spans or not all(_STATUS.search(compact, 0, start) for start, _ in spans):
+            return False
+        rest = compact
+        for start, end in reversed(spans):
+            rest = rest[:start] + " " + rest[end:]
+        return not anchor_grams(self._core(rest), rest) & self._anchors[index]
 
     def _ambiguity(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
                    dropped: frozenset[str] = frozenset(), compact: str = "") -> MatchResult | None:
@@ -1310,7 +1358,7 @@ _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公�
                      r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
                      r"居委会|村委会|村委|办事处|办公室")
 #: What such a question asks besides the office: hours, days, phone, place.
-_OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
+_OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
 #: An out-of-scope word followed by one of these is what the question asks for (营业执照怎么办) ...
 _ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开|补|换|搞|整|注册|登记|注销|转)|"
@@ -1323,6 +1371,14 @@ _ASKED_MATTER = re.compile(r"[^ ]{0,4}?(?:(?:几点|啥时候|什么时候|好�
                            r"(?:要|需要|得|能|可以)?(?:在网上|网上|提前)?预约|(?:怎么|哪里?|去哪里?|在哪里?)注销)")
 #: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
+#: Before a name, what makes it who someone is ("不是低保户", "是五保户", "属于特困"), not what is asked for.
+_STATUS = re.compile(r"(?<!是)(?:不是|是|属于|算)(?:个)?$")
+#: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
+#: 快递公司打工): the situation, not the topic (see ``_workplace``) ...
+_WORKS_AT = re.compile(r"(?:公司|店|馆|厂|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)")
+#: ... and so is one opened as a trade (开个火锅店, 开了家超市): the business the resident runs or plans.
+_OPENS = re.compile(r"开(?:个|了|家|一家|间|了个|了家)?$")
+_TRADE = re.compile(r"(?:店|馆|铺|厂|摊)")
 
 
 #: Words that list things: what ``Matcher._several_named`` looks for before doing any work.
@@ -1363,6 +1419,18 @@ def _over_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bo
     thing with the first of the next, which is no word of either."""
     start, end, _, whole = occurrence
     return not whole and end - start == 3 and right_start - left_end == 1 and left_end == start + 1
+
+
+def _workplace(compact: str, start: int, end: int) -> bool:
+    """True when the out-of-scope word at ``compact[start:end]`` is where the resident works or trades:
+    followed by 老板, 上班, 打工 … ("在超市上班", "餐馆老板拖工资"), or opened as a trade ("开个火锅店").
+
+    Why: a long question tells who the resident is before the need, often in the same clause
+    ("我一个人在超市上班一个月两千多…能申请…不", "餐馆老板拖工资"); the place is the situation of the
+    need (the wage, the income, the business loan), not a matter of that place (超市几点关门)."""
+    if _WORKS_AT.match(compact, end):
+        return True
+    return bool(_OPENS.search(compact, 0, start) and _TRADE.match(compact, end))
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]
