@@ -1164,8 +1164,10 @@ class Matcher:
                 if not scored or (scored[0][1] not in ids and not self._unclaimed_top(rest, scored, ids)):
                     return None  # the question is about something else that merely mentions the word
                 # the word itself (居住证 in 开居住证) is no evidence for one of its items, but a longer
-                # word holding it is (失业保险 holds 失业: the benefit, not the registration)
-                spans = [(m.start(), m.end(), set(ids)) for m in re.finditer(re.escape(term), compact)]
+                # word holding it is (失业保险 holds 失业: the benefit, not the registration); nor is its
+                # kin standing whole when the word itself is read only loosely (养老金 of 养老金没到)
+                spans = [(m.start(), m.end(), set(ids)) for word in self._kin(term, members)
+                         for m in re.finditer(re.escape(word), compact)]
                 ruled_out, _ = self._contrast.ruled_out(compact, set(ids), spans)
                 if len(ids) - len(ruled_out) == 1:
                     # 补一张社保卡: 补 leaves one of the word's items, whatever the scores say
@@ -1199,17 +1201,29 @@ class Matcher:
         Why: such a word is listed because it does not tell these items apart; left in the rest, its
         characters still meet one member's sample questions more than the other's (去世 is in more of
         the death benefit's questions) and the lead then answered a question that says nothing more.
-        Whole words first: 残疾人两项补贴 holds 两项补贴 whole and 残疾人补贴 only loosely."""
-        wanted = set(members)
-        kin = [term for term, items in self.index.ambiguous if wanted <= set(items)]
+        Whole words first: 残疾人两项补贴 holds 两项补贴 whole and 残疾人补贴 only loosely; but a word
+        that is part of a longer kin read loosely goes with that kin (养老金 of 养老金这个月没到: cut
+        alone first, it would leave 没到, which tells the items nothing either)."""
+        kin = self._kin("", members)
+        inside = {term for term in kin if any(term != longer and term in longer
+                                              and remove_loosely(joined, longer) is not None for longer in kin)}
         for loose in (False, True):
-            for term in kin:
+            for term in sorted(kin, key=len, reverse=True) if loose else kin:
+                if not loose and term in inside:
+                    continue
                 while term in joined or (loose and term[0] in joined):
                     cut = remove_loosely(joined, term)
                     if cut is None:
                         break
                     joined = cut
         return joined
+
+    def _kin(self, term: str, members: Sequence[int]) -> list[str]:
+        """``term`` (when given) and every generic word (``[ambiguous]``) listed for each of ``members``:
+        words that, like ``term`` itself, do not tell these items apart."""
+        wanted = set(members)
+        kin = [word for word, items in self.index.ambiguous if wanted <= set(items)]
+        return ([term] if term and term not in kin else []) + kin
 
     def _only_member(self, ident: str, scored: list[tuple[float, str]]) -> MatchResult | None:
         """The answer when a generic word's other items are ruled out; ``None`` (the normal decision)
