@@ -142,3 +142,44 @@ def test_a_second_need_after_a_pause_is_still_asked_back(knowledge: Knowledge, q
                                                          items: set[str]) -> None:
     result = knowledge.match(question)
     assert result.action == "clarify" and items <= set(result.candidates), result
+
+
+#: (question, the one item to answer): a clause that only tells the situation of the need, though it
+#: names another item and holds a word of asking (round 9e): who someone is before 的 ("灵活就业的能领不"),
+#: a service refused or not yet got ("申请低保没过", "还没办残疾证"), the other half of an either-or
+#: ("还是后面来报"), papers asked about as materials ("要死亡证明和火化证吗", "要医院开证明不", a paper to
+#: bring that was lost), a marriage or divorce that is done ("离婚了对方不给抚养费"), whether the need
+#: requires something ("要每年审核不"), a business planned ("准备开个奶茶店").
+SITUATION_NOT_A_NEED = [
+    ("生育津贴 灵活就业的可以领不", "medins.maternity-benefit"),
+    ("失业登记要带劳动合同不 灵活就业的能登记不", "hrss.unemployment-registration"),
+    ("他家申请低保没通过 收入超了一点 能不能按低收入家庭报", "civil.low-income-family"),
+    ("娃娃自闭症还没办残疾证 能申请康复训练的补助不", "disability.child-rehab"),
+    ("惠民殡葬的钱是在殡仪馆直接减免还是后面来报", "civil.funeral-subsidy"),
+    ("职工去世了 家属领丧葬补助金 要死亡证明和火化证吗", "hrss.death-benefit"),
+    ("慢性病卡怎么办理 需要医院开证明吗", "medins.chronic-disease"),
+    ("再婚领结婚证 要带以前的离婚证不 离婚证搞丢了咋办", "civil.marriage-registration"),
+    ("离婚了男方不给抚养费 想告他又请不起律师", "justice.legal-aid"),
+    # whether the need requires something, after its clause ("要每年审核不"), and a business planned
+    ("他是三级残疾 能不能申请残疾人生活补贴 要每年审核不", "disability.living-subsidy"),
+    ("准备开个奶茶店 听说要办就业创业证 咋个办", "hrss.employment-card"),
+    ("给新生儿办居民医保 要出生证明还是户口本", "medins.resident-enroll"),  # two papers, either-or
+]
+
+#: (question, the items a clarify must offer): what is lacking, with a closing question about both.
+LACKING_AND_BOTH_ASKED = [
+    ("娃娃脑瘫 想做康复 还没办残疾证 两样咋个弄", {"disability.child-rehab", "disability.card-new"}),
+]
+
+
+@pytest.mark.parametrize(("question", "item"), SITUATION_NOT_A_NEED, ids=[q for q, _ in SITUATION_NOT_A_NEED])
+def test_a_clause_telling_the_situation_is_no_second_need(knowledge: Knowledge, question: str, item: str) -> None:
+    result = knowledge.match(question)
+    assert (result.action, result.item) == ("answer", item), result
+
+
+@pytest.mark.parametrize(("question", "items"), LACKING_AND_BOTH_ASKED, ids=[q for q, _ in LACKING_AND_BOTH_ASKED])
+def test_what_is_lacking_asked_about_with_the_need_is_asked_back(knowledge: Knowledge, question: str,
+                                                                  items: set[str]) -> None:
+    result = knowledge.match(question)
+    assert result.action == "clarify" and items <= set(result.candidates), result

@@ -18,16 +18,19 @@ from typing import NamedTuple
 #: "还发本本不": a 还 … 不 question).
 _CLAUSE_BREAK = re.compile(r"( |还要|还想|还有|顺便|另外|以及|而且|同时|再问|和|跟|与|或者|还是|"
                            r"还(?![能有没是可剩差不在得会行好要想]|[^ ]*(?:不|吗|没|没有|嘛|呢)(?: |$))|"
-                           r"再(?=去|来|办|申请|学|把))")
+                           r"再(?=去|来|办|申请|学|把)|"
+                       # after a marriage or divorce that is done, what the rest tells is another matter
+                       # ("离婚了对方不给抚养费"): the registration was the event itself
+                       r"(?<=离婚了|结婚了|离了婚|结了婚)(?=[^ ]))")
 #: Verbs of what to bring or prepare: what follows is a list of materials ("要带户口本和身份证吗").
 _BRINGING = re.compile(r"带|准备|提供|复印|拿")
 #: A clause that adds a need to another ("工资也不给", "再去学个技术").
 _ADDING = re.compile(r"也|又|再|顺便|另外|还(?![能有没是可剩差不在得会行好])")
 #: A loss: what a clause adding a matter with 也 may report ("出生证也找不到了", "钱包也不见了").
 _LOST = re.compile(r"找不到|找不着|不见|没了|掉了|偷")
-#: A closing question without an object of its own ("咋办", "怎么弄", "找哪个"): it asks about all the
-#: clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
-_CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
+#: A closing question without an object of its own ("咋办", "怎么弄", "找哪个", "两样咋个弄"): it asks about
+#: all the clauses before it (unlike "咋个认定", "要带啥子", which ask about one need's next step).
+_CLOSING = re.compile(r"(?:那|这|该|要|我)?(?:这?(?:两样|两个|两件事?)|都)?(?:怎么|咋个?|如何|咋)(?:办|弄|搞|整)(?:呢|嘛|哦|啊|喃)?|找(?:谁|哪个|哪里)")
 #: Separators that join two things asked about alike ("身份证和居住证咋个办").
 _JOINING = ("和", "跟", "与", "或者", "还是")
 #: Separators that open a clause asking for one more thing ("还要开个证明", "顺便问下", "再去学个技术").
@@ -56,7 +59,16 @@ _GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
 #: context for the other clause, not a need of its own. (A done clause, "他一直在领养老金", is said in
 #: passing and so context already: see ``aside`` in :func:`split_clauses`.)
 _CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
-                      r"(?:交|缴|领|办|买|吃)了?的|的$")
+                      r"(?:交|缴|领|办|买|吃)了?的|的$|"
+                      r"^(?:已经)?(?:离婚了|结婚了|离了婚|结了婚)$|"  # a marriage or divorce done (see _CLAUSE_BREAK)
+                      # a business planned, as the reason of the need ("准备开个奶茶店"; not 想开店贷款: it asks)
+                      r"^(?:我|我们|他|她)?(?:准备|打算)[^ ]{0,4}?开(?:个|1个|家|间)?[^ ]{0,5}(?:店|馆|厂|超市|小卖部|农家乐|公司)$")
+#: A clause that reports a service refused or not yet got, asking nothing ("申请低保没过", "还没办残疾证"):
+#: why the resident asks for something else, not a need of its own — unless it adds (也, 又: "医保费也还没交"),
+#: wants or asks ("还没办 想办一个").
+_LACKING = re.compile(r"^(?!.*(?:也|又|想|要|吗|怎么|什么|哪|多少|多久|能不能|可以|有没有|咋))"
+                      r"(?:.*(?:没|未)(?:有)?(?:通过|批准?|批下来|评上|审过|过)了?$"
+                      rf"|.*还没(?:有)?(?:{_DONE_VERBS})(?!不)[^ ]{{0,6}}$)")
 #: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
 #: 报": a question): what happened before the need, said in passing.
 _BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
@@ -82,8 +94,12 @@ MATERIAL = re.compile(r"^(?:要|需要|得|还要|是不是要)?(?:带|准备|�
                       # "户口本身份证够不够" (a paper, not a need: no verb of getting a service done)
                       rf"|^(?![^ ]*(?:{_PAPER_NEED_VERBS}))(?:要|需要|得|还要|是不是要)[^ ]{{0,6}}?{_PAPER}(?:不|吗|没|嘛)?$"
                       rf"|^(?![^ ]*(?:{_PAPER_NEED_VERBS}))[^ ]{{0,10}}?{_PAPER}(?:这些|这几样|两样)?"
-                      r"(?:就)?(?:够不够|够了没|够了吗|够吗|够不|够没|行不行|行吗|行不)$")
+                      r"(?:就)?(?:够不够|够了没|够了吗|够吗|够不|够没|行不行|行吗|行不)$"
+                      # whether a paper someone issues is needed: "要医院开证明不", "需要社区开居住证明吗"
+                      r"|^(?:要|需要|得|是不是要)[^ ]{1,4}?开(?:个|张|份)?[^ ]{0,4}?证明(?:不|吗|没|嘛)$")
 _NEED_VERB = re.compile(r"办|申请|领|开|补|换|交|缴|转|上")
+#: A clause that is a paper alone, asked about ("火化证吗"): listed after another paper, a material too.
+_PAPER_ASKED = re.compile(rf"^[^ ]{{0,6}}?{_PAPER}(?:不|吗|没|嘛)?$")
 #: Who asks for whom ("网格员帮1个老人问", "辖区居民问", "我替我姐姐问一下" once 问一下 is cut): no need of its
 #: own — unless something is done for them there ("帮家里老人做养老金年审").
 _ASKER = re.compile(r"^[^ ]{0,5}?(?:帮|替|代)|问$")
@@ -122,8 +138,9 @@ class Clause(NamedTuple):
     aside: bool     # said in passing, as the situation of the need: done, who someone is, has or got,
                     # who asks, a paper to bring, the past (not …的, 交了的 alone: 领低保的 may still be
                     # the subject; see stated, DONE, _BEFORE)
-    follows: bool = False  # starts after a bare pause, with no word that adds (还, 也, 顺便, 另外) or lists
-                           # (和, 还是): it may only ask further about the need before it (要每年审核不)
+    follows: bool = False  # starts after a bare pause or 还是, with no word that adds (还, 也, 顺便, 另外) or
+                           # lists (和): it may only ask further about the need before it (要每年审核不,
+                           # 还是后面来报)
 
 
 @lru_cache(maxsize=512)
@@ -148,11 +165,18 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         inherited = asks_next and separator in _JOINING
         leading = parts[index - 1] if index else ""
         # "要带户口本和身份证吗": the second of two things to bring is a material, not a need
-        listed = leading in _JOINING and index >= 2 and bool(_BRINGING.search(parts[index - 2]))
-        # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context
+        # and so is the second of two papers asked about ("要死亡证明和火化证吗")
+        listed = leading in _JOINING and index >= 2 and (bool(_BRINGING.search(parts[index - 2])) or (
+            bool(MATERIAL.search(parts[index - 2])) and _bare_paper(clause, leading)))
+        # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context — unless
+        # both halves are papers to bring ("需要出生证明还是户口本")
         aside = listed or bool(DONE.search(clause)) or (
-            separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause))))
-        context = aside or bool(_CONTEXT.search(clause))
+            separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause)))) or (
+            separator in _JOINING and bool(MATERIAL.search(clause)) and index + 2 < len(parts)
+            and _bare_paper(parts[index + 2], separator))
+        # what is lacking is the situation of another need, unless a closing question asks about both
+        # ("还没办残疾证 两样咋个弄")
+        context = aside or bool(_CONTEXT.search(clause)) or (not closing and bool(_LACKING.search(clause)))
         # 也/又 add a need only with something asked, done or lost in the clause ("工资也不给", "把医保也上了",
         # "出生证也找不到了"); with a state alone they add a circumstance to the story ("又没收入", "家里也困难")
         adds = not context and (any(word in _ASKING for word in _leading_run(parts, index)) or bool(
@@ -161,9 +185,22 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         asks_next = asks or inherited
         if not clauses and _CLOSING.fullmatch(clause):
             closing = True  # "…… 咋办": a bare question at the end asks about all before it
-        follows = leading == " " and not adds
+        # the other half of an either-or ("是直接在殡仪馆扣还是后面来报") asks further about the same need
+        follows = leading in (" ", "还是") and not adds
         clauses.append(Clause(clause, asks, adds, context, aside, follows))
     return tuple(clauses[::-1])
+
+
+def _bare_paper(clause: str, separator: str) -> bool:
+    """True when ``clause``, joined to a paper asked about by ``separator``, is a paper too ("火化证吗" of
+    "要死亡证明和火化证吗", "户口本" of "需要出生证明还是户口本"): a material, not a need. After 还是/或者 it must
+    name no verb of a need ("要居住证还是社区开的居住证明": the other half is a paper to be issued, a need).
+
+    Why: only papers after a verb of bringing were read as a list of materials; without one, the second
+    paper named its item as a second need."""
+    if not _PAPER_ASKED.search(clause):
+        return False
+    return separator in ("和", "跟", "与") or not _NEED_VERB.search(clause)
 
 
 def _leading_run(parts: list[str], index: int) -> list[str]:

@@ -1054,7 +1054,11 @@ class Matcher:
                 # may only ask further about that need (see _clause_winner)
                 further = clause.follows and any(ident == best for _, ident in asked)
                 asked.append((clause, self._clause_winner(clause, pool, best, further)))
-        winners = [ident for _, ident in asked if ident]
+        # a paper the need's own clauses ask whether to bring is its material: what befalls it later ("要带原
+        # 离婚证不 离婚证丢了咋办") is about that need, not a second one
+        materials = " ".join(clause.text for clause in clauses if clause.aside and MATERIAL.search(clause.text))
+        winners = [ident for _, ident in asked
+                   if ident and not (ident != best and materials and self.anchored(materials, (ident,)))]
         if not winners:
             return None
         if any(clause.adds for clause, ident in asked if ident):
@@ -1118,6 +1122,8 @@ class Matcher:
         held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
         if ident != best:
             held -= self._anchors[self.index.position[best]]
+            if further and _REQUIRED.fullmatch(clause.text.replace(" ", "")):
+                return None  # "要每年审核不": whether the need requires it, not a need of its own
             if further and not named and not self._names_item(clause.text, index) and sum(
                     gram.startswith("b") for gram in held) < 2:
                 return None
@@ -1125,13 +1131,18 @@ class Matcher:
 
     def _named_as_status(self, text: str, index: int) -> bool:
         """True when the clause names the item only as who someone is — right after 是, 不是, 属于, 算
-        ("不是低保户能领不", "是五保户可以优先不") — and holds no other anchor of it.
+        ("不是低保户能领不", "是五保户可以优先不"), or as the people it describes before 的 and whether they may
+        ("灵活就业的能领不", "灵活就业的能登记不") — and holds no other anchor of it.
 
         Why: such a clause asks whether the need of another clause is open to that status; the status
-        is an item's name (低保), but nobody asks for it there, so it is no second need."""
+        is an item's name (低保, 灵活就业), but nobody asks for it there, so it is no second need."""
         if self._names is None:
             return False
         compact = text.replace(" ", "")
+        described = _DESCRIBED.match(compact)
+        if described:  # "灵活就业的能领不": only what follows the people described may name the need, by a
+            rest = compact[described.end(1):]  # word of its own (登记 of 能登记不 is the other clause's too)
+            return not anchor_grams(self._core(rest), rest) & self._specific_anchors[index]
         spans = [m.span() for m in self._names.finditer(compact) if index in self._name_owners[m.group(0)]]
         if not spans or not all(_STATUS.search(compact, 0, start) for start, _ in spans):
             return False
@@ -1387,6 +1398,12 @@ _ASKED_MATTER = re.compile(r"[^ ]{0,4}?(?:(?:几点|啥时候|什么时候|好�
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
 #: Before a name, what makes it who someone is ("不是低保户", "是五保户", "属于特困"), not what is asked for.
 _STATUS = re.compile(r"(?<!是)(?:不是|是|属于|算)(?:个)?$")
+#: Whether something is required, with no verb of a need of its own ("要每年审核不", "需要本人去吗"): after
+#: the need's clause, a question about that need.
+_REQUIRED = re.compile(r"(?:要|需要|得|是不是要)(?![^ ]*(?:办|申请|领|开|补|换|交|缴|转|上|续|注销))[^ ]{1,8}(?:不|吗|嘛)")
+#: A clause that opens with the people it is about, then asks whether they may (灵活就业的能领不, 低保户的
+#:可不可以报): group 1 is who they are — a status, not a need.
+_DESCRIBED = re.compile(r"^([^ ]{2,8}?(?:户|人员)?的(?:人)?)(?:也|都)?(?:能|可以|可不可以|能不能|算不算|有没有资格)")
 #: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
 #: 快递公司打工): the situation, not the topic (see ``_workplace``) ...
 _WORKS_AT = re.compile(r"(?:公司|店|馆|厂|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)")
