@@ -1367,7 +1367,7 @@ def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResu
 
 
 #: An open question: the resident asks what there is (benefits, policies, papers), not about one thing.
-_OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)(?:什么|哪些)"
+_OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享受|能申请|可以申请|要办)些?(?:什么|哪些)"
                             r"(?:补贴|钱|待遇|福利|政策|救助|帮助|证|手续)?"
                             r"|有(?:什么|哪些)(?:补贴|待遇|福利|政策|救助|优惠)"
                             r"|(?:补贴|待遇|福利|政策|扶持)有(?:哪些|什么)"
@@ -1382,8 +1382,8 @@ _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶
 _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公安|税务|退役军人事务|残疾人联合会|政府)局|残联|派出所|"
                      r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
                      r"居委会|村委会|村委|办事处|办公室")
-#: What such a question asks besides the office: hours, days, phone, place.
-_OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
+#: What such a question asks besides the office: hours (who is on duty too), days, phone, place.
+_OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|值班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
 #: An out-of-scope word followed by one of these is what the question asks for (营业执照怎么办) ...
 _ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开|补|换|搞|整|注册|登记|注销|转)|"
