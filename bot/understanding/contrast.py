@@ -113,7 +113,9 @@ class Contrast:
         outside: set[str] = set()
         for family in self.families:
             rivals = family.members & candidates
-            if not rivals:
+            if not rivals or (len(rivals) == 1 and OUTSIDE not in family.members):
+                # one member alone is never ruled out by a sibling, and without lookalikes there is
+                # nothing else to find: no need to look for the family's words (most families, most calls)
                 continue
             keyed = keyed if keyed is not None else pinyin_key(compact)
             marked = family.marked(compact, keyed, generic, done)

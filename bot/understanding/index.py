@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from itertools import repeat
 from operator import mul, truediv
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Container, Iterable, Mapping, NamedTuple, Sequence
 
 from rapidfuzz import fuzz, process
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # the settings live with the decision they mostly tune; the i
 
 #: A question's core: the segments left after stop words and aspect phrases are removed.
 CoreFn = Callable[[str], tuple[str, ...]]
+#: A gram's postings: the items using it and, in the same order, the field weight each uses it with.
+_Postings = tuple[tuple[int, ...], tuple[float, ...]]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class ItemIndex:
         self.item_grams = item_grams
         self._postings = _postings(item_grams)
         cap = max(self.settings.shortlist, int(self.settings.shortlist_max_share * len(item_grams)))
-        self._rare_postings = {g: p for g, p in self._postings.items() if len(p) <= cap}
+        self._rare_postings = {g: p for g, p in self._postings.items() if len(p[0]) <= cap}
+        self._common_grams = _common_grams(len(item_grams), self._postings, self._rare_postings)
         #: generic words (cores) with the items each may mean, longest first
         self.ambiguous = self._compile_ambiguous(ambiguous, core)
         #: cores of name and aliases, per item, as segments and joined (two or more characters)
@@ -122,6 +125,9 @@ class ItemIndex:
                                 for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
         self._phrase_totals = [tuple(p.total for p in own) for own in phrases]
         self._phrase_grams = [_phrase_postings(own) for own in phrases]
+        # the same grams in the mappings' order and as sets, to intersect them quickly (see _scored)
+        self._phrase_gram_order = [tuple(postings) for postings in self._phrase_grams]
+        self._phrase_gram_sets = [frozenset(postings) for postings in self._phrase_grams]
         s = self.settings
         self._weight_sum = s.coverage_weight + s.evidence_weight + s.phrase_weight + s.fuzzy_weight
 
@@ -180,15 +186,15 @@ class ItemIndex:
                     shortlist.append(i)
                     overlap[i] = self._overlap(i, weights)
         fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
-        scored = [(self._features(i, grams, weights, total, overlap[i], fuzzy.get(i, 0.0), i in exact,
-                                  self._names_in(i, joined)), self.ids[i]) for i in shortlist]
+        scored = self._scored(shortlist, grams, weights, total, overlap, fuzzy, exact, joined)
         scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
 
     def _overlap(self, index: int, weights: Mapping[str, float]) -> float:
         """IDF-weighted share of the question's grams the item uses (set intersection runs in C)."""
         own = self.item_grams[index]
-        return sum(weights[g] * own[g] for g in own.keys() & weights.keys())
+        shared = own.keys() & weights.keys()
+        return sum(map(mul, map(weights.__getitem__, shared), map(own.__getitem__, shared)))
 
     def _shortlist(self, weights: Mapping[str, float]) -> tuple[list[int], dict[int, float]]:
         """Items worth scoring, and the overlap (see :meth:`_overlap`) of every item scored.
@@ -210,10 +216,10 @@ class ItemIndex:
                 if gram in self._postings:  # a common gram (an unknown one is in no item)
                     common.append(gram)
                 continue
-            for index, field_weight in found:
+            for index, field_weight in zip(*found):
                 partial[index] += weight * field_weight
         shortlist = heapq.nlargest(self.settings.shortlist, partial, key=partial.__getitem__)
-        grams = self.item_grams
+        grams = self._common_grams
         common_weights = [weights[g] for g in common]
         # map() keeps the per-item sum in C; a gram the item lacks adds 0.0, as in _overlap
         overlap = {i: partial[i] + sum(map(mul, common_weights, map(grams[i].get, common, repeat(0.0))))
@@ -232,35 +238,57 @@ class ItemIndex:
                 best[index] = found[1] / 100
         return best
 
-    def _names_in(self, index: int, joined: str) -> bool:
-        """True when one of the item's own names or aliases stands whole in the question's core."""
-        return any(map(joined.__contains__, self._naming_aliases[index]))
+    def _scored(self, shortlist: Sequence[int], grams: set[str], weights: Mapping[str, float], total: float,
+                overlap: Mapping[int, float], fuzzy: Mapping[int, float], exact: Container[int], joined: str
+                ) -> list[tuple[Features, str]]:
+        """(features, id) of every shortlisted item, unsorted: the four views of each, plus a bonus when
+        one of its names stands whole in the question's core (``joined``: 社保转移 is the pension
+        transfer even when the rest of the question reads like the medical insurance one); an exact
+        name/alias match (``exact``) scores 100 outright.
 
-    def _features(self, index: int, grams: set[str], weights: Mapping[str, float], total: float,
-                  overlap: float, fuzzy: float, exact: bool, named: bool = False) -> Features:
-        """The four views of one item, plus a bonus when one of its names stands whole in the question
-        (社保转移 is the pension transfer even when the rest of the question reads like the medical
-        insurance one); an exact name/alias match scores 100 outright."""
+        One loop with its look-ups hoisted rather than a method per item: this is the hottest loop of a
+        match (~30 items per :meth:`ranked` call, about three calls for a long question), and a call
+        plus the attribute look-ups per item cost about as much as the arithmetic. The score is
+        :meth:`_weighted`'s expression written out, so it is the same to the last bit."""
         s = self.settings
-        best_phrase = 0.0
-        postings = self._phrase_grams[index]
-        common = postings.keys() & grams
-        if common:
-            totals = self._phrase_totals[index]
-            shared = [0.0] * len(totals)
-            for gram in common:
-                weight = weights[gram]
-                for number in postings[gram]:
-                    shared[number] += weight
-            best_phrase = max(map(truediv, shared, totals))
-        coverage = overlap / total if total else 0.0
-        evidence = 1 - math.exp(-overlap / s.evidence_scale)
-        if exact:
-            return Features(coverage, evidence, overlap, best_phrase, fuzzy, 100.0)
-        # built once (this runs ~35 times per question): the score is computed from the parts first
-        plain = self._weighted(coverage, evidence, best_phrase, fuzzy)
-        bonus = s.named_bonus if named else 0.0
-        return Features(coverage, evidence, overlap, best_phrase, fuzzy, min(99.9, plain + bonus))
+        evidence_scale, named_bonus = s.evidence_scale, s.named_bonus
+        cw, ew, pw, fw, weight_sum = (s.coverage_weight, s.evidence_weight, s.phrase_weight, s.fuzzy_weight,
+                                      self._weight_sum)
+        phrase_grams, phrase_totals = self._phrase_grams, self._phrase_totals
+        phrase_order, phrase_sets = self._phrase_gram_order, self._phrase_gram_sets
+        naming, ids = self._naming_aliases, self.ids
+        size = len(grams)
+        contains, exp = joined.__contains__, math.exp
+        scored: list[tuple[Features, str]] = []
+        append = scored.append
+        for index in shortlist:
+            best_phrase = 0.0
+            postings = phrase_grams[index]
+            # the grams the question shares with the item's names and aliases, met in the order in which
+            # ``postings.keys() & grams`` meets them (the smaller side's), so the sums below add up in the
+            # same order to the last bit, at two thirds of the cost of intersecting a dict's keys
+            order = phrase_order[index]
+            common = grams.intersection(order) if len(order) <= size else phrase_sets[index] & grams
+            if common:
+                totals = phrase_totals[index]
+                shared = [0.0] * len(totals)
+                for gram in common:
+                    weight = weights[gram]
+                    for number in postings[gram]:
+                        shared[number] += weight
+                best_phrase = max(map(truediv, shared, totals))
+            matched = overlap[index]
+            similar = fuzzy.get(index, 0.0)
+            coverage = matched / total if total else 0.0
+            evidence = 1 - exp(-matched / evidence_scale)
+            if index in exact:
+                score = 100.0
+            else:
+                plain = 100 * (cw * coverage + ew * evidence + pw * best_phrase + fw * similar) / weight_sum
+                bonus = named_bonus if any(map(contains, naming[index])) else 0.0
+                score = min(99.9, plain + bonus)
+            append((Features(coverage, evidence, matched, best_phrase, similar, score), ids[index]))
+        return scored
 
     def plain(self, f: Features) -> float:
         """Weighted mean of the features, 0–100 (the weights need not sum to 1)."""
@@ -283,10 +311,29 @@ def _phrase_postings(phrases: Sequence[Phrase]) -> dict[str, tuple[int, ...]]:
     return {gram: tuple(numbers) for gram, numbers in found.items()}
 
 
-def _postings(item_grams: list[dict[str, float]]) -> dict[str, tuple[tuple[int, float], ...]]:
-    """gram -> ((item, field weight), ...)."""
+def _common_grams(count: int, postings: Mapping[str, _Postings], rare: Mapping[str, object]
+                  ) -> list[dict[str, float]]:
+    """Per item, its common grams (those the shortlist walk skips) with their field weights: what
+    :meth:`ItemIndex._shortlist` looks up for each shortlisted item. Why apart from ``item_grams``: a
+    look-up in an item's whole gram table (hundreds of grams, thousands of items) misses the CPU cache
+    far more often than one in these few dozen, and the overlap is finished for ~30 items per search."""
+    common: list[dict[str, float]] = [{} for _ in range(count)]
+    for gram, found in postings.items():
+        if gram not in rare:
+            for index, field_weight in zip(*found):
+                common[index][gram] = field_weight
+    return common
+
+
+def _postings(item_grams: list[dict[str, float]]) -> dict[str, _Postings]:
+    """gram -> (items, their field weights), in item order.
+
+    Why two flat tuples rather than one (item, weight) pair per posting: the shortlist walks a few
+    hundred postings per question, and a pair is one more object to fetch from memory for each (the
+    weights are the three shared field-weight floats); the walk is bound by those fetches, not by the
+    arithmetic."""
     postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for index, grams in enumerate(item_grams):
         for gram, field_weight in grams.items():
             postings[gram].append((index, field_weight))
-    return {g: tuple(v) for g, v in postings.items()}
+    return {g: (tuple(i for i, _ in v), tuple(w for _, w in v)) for g, v in postings.items()}

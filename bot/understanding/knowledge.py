@@ -45,7 +45,7 @@ class _Phrases:
 
     stop: Replacer                                 # stop words only (for small-talk checks)
     strip: Replacer                                # stop words and aspect phrases, in one pass
-    aspects: tuple[tuple[str, str], ...]           # (phrase, aspect), longest first
+    aspects: Mapping[str, tuple[tuple[str, str], ...]]  # first character -> (phrase, aspect), longest first
     whole: Mapping[str, Replacer]                  # intent -> remover of its phrases
     contains: Mapping[str, tuple[str, ...]]
     handoff_strip: Replacer
@@ -103,10 +103,14 @@ class Knowledge:
         aspect wins over materials; among the others the earliest in the message wins.
         """
         found: dict[str, int] = {}
-        for phrase, aspect in self._phrases.aspects:
-            position = normalized.find(phrase)
-            if position >= 0 and position < found.get(aspect, len(normalized) + 1):
-                found[aspect] = position
+        by_first = self._phrases.aspects
+        # only phrases whose first character is there can be found (a few dozen of the hundred and more);
+        # the earliest position per aspect is kept, so the order they are tried in does not matter
+        for first in by_first.keys() & set(normalized):
+            for phrase, aspect in by_first[first]:
+                position = normalized.find(phrase)
+                if position >= 0 and position < found.get(aspect, len(normalized) + 1):
+                    found[aspect] = position
         others = {a: p for a, p in found.items() if a != DEFAULT_ASPECT}
         if others:
             return min(others, key=lambda a: (others[a], a)), True
@@ -230,6 +234,10 @@ def _compile_phrases(intents: IntentData, norm: NormFn, protected: Sequence[str]
     every = {p for ps in contains.values() for p in ps}
     shields = sorted({w for w in clean(protected) if w not in every and any(p in w for p in every)},
                      key=lambda w: (-len(w), w))
-    return _Phrases(stop, strip, tuple(aspect_pairs), MappingProxyType(whole), MappingProxyType(contains),
-                    handoff_strip, tuple(shields))
+    by_first: dict[str, list[tuple[str, str]]] = {}
+    for phrase, aspect in aspect_pairs:
+        by_first.setdefault(phrase[0], []).append((phrase, aspect))
+    aspects = MappingProxyType({first: tuple(pairs) for first, pairs in by_first.items()})
+    return _Phrases(stop, strip, aspects, MappingProxyType(whole), MappingProxyType(contains), handoff_strip,
+                    tuple(shields))
 

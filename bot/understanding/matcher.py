@@ -44,11 +44,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.understanding.clauses import DONE, MATERIAL, QUESTION, Clause, clause_spans, split_clauses, stated
 from bot.understanding.contrast import Contrast
-from bot.understanding.grams import anchor_grams, grams_of, pinyin_key, remove_loosely, units
+from bot.understanding.grams import WordScan, anchor_grams, grams_of, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
 from bot.understanding.model import MatchResult, ServiceItem
 from bot.understanding.normalize import mask_digit_strings
@@ -117,6 +118,10 @@ class MatcherSettings:
 
 #: Where a question names items (see ``Matcher._occurrences``): start, end, the items, whether a whole name.
 _Occurrence = tuple[int, int, frozenset[int], bool]
+#: A clause cut for scoring (see ``Matcher._clause_cut``): its core, the core's grams, its anchor grams.
+_ClauseCut = tuple[tuple[str, ...], set[str], set[str]]
+#: The item a clause answers clearly, the anchors of it the clause holds, whether it names it (``_clause_claim``).
+_Claim = tuple[str, set[str], bool]
 
 
 class Matcher:
@@ -137,8 +142,9 @@ class Matcher:
         cues = cues or {}
         self.index = ItemIndex(items, core, self.settings, ambiguous or {})
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
-        # one compiled alternation: hundreds of topics cost one scan instead of one ``in`` per topic
-        self._out_of_scope_re = re.compile("|".join(map(re.escape, self._out_of_scope))) if self._out_of_scope else None
+        # one scan for a thousand topics instead of one ``in`` per topic; shortest first, like the
+        # alternation it replaces (see _crosses_item_word for the word at its longest)
+        self._out_of_scope_words = WordScan(self._out_of_scope) if self._out_of_scope else None
         self._owned_topics = self._compile_owned_topics(items, cues, norm)
         # per item, its words (name, aliases, cues), normalised: an out-of-scope word crossing one is an
         # accident of the characters (领养 in 领养老金)
@@ -230,14 +236,14 @@ class Matcher:
         scope for a bus timetable question, yet the senior card is *about* free buses; when the best
         item itself uses the word, the word is evidence for it, not against it. This also keeps the
         list safe to grow: a word an admin adds to an item's questions stops vetoing that item."""
-        if self._out_of_scope_re is None:
+        if self._out_of_scope_words is None:
             return [frozenset() for _ in items]
         owned: list[frozenset[str]] = []
         for item in items:
             # its materials too: 要带户口本不 is a materials question about the item, not about 户口本
             texts = [*item_fields(item)["alias"], *item.questions, *cues.get(item.id, ()),
                      *(m.name for m in item.materials)]
-            found = {m.group(0) for text in texts for m in self._out_of_scope_re.finditer(norm(text).replace(" ", ""))}
+            found = {word for text in texts for *_, word in self._out_of_scope_words.find(norm(text).replace(" ", ""))}
             owned.append(frozenset(found))
         return owned
 
@@ -259,9 +265,9 @@ class Matcher:
             return frozenset(), frozenset()
         floor = max(scored[0][0] - self.settings.contrast_window, self.settings.clarify_min)
         close = {ident for score, ident in scored[: self.settings.max_candidates * 2] if score >= floor}
-        generic = [(match.start(), match.end(), {self.index.ids[i] for i in members})
+        generic = [(start, end, {self.index.ids[i] for i in members})
                    for term, members in self.index.ambiguous if term in compact
-                   for match in re.finditer(re.escape(term), compact)]
+                   for start, end in _occurring(term, compact)]
         spans: list[tuple[int, int, str]] = []
         for clause in done:
             text, start = clause.replace(" ", ""), compact.find(clause.replace(" ", ""))
@@ -281,7 +287,7 @@ class Matcher:
         领养老金) is no topic; a word in a clause that only tells the situation ("娃娃上小学了，还没有
         社保卡，咋个申请") does not count when another clause names the top item; and a word that is
         itself asked for ("营业执照咋个办") counts even when the top item owns it."""
-        if self._out_of_scope_re is None:
+        if self._out_of_scope_words is None:
             return False
         compact = normalized.replace(" ", "")
         found, asked = self._topics(normalized, top, joined)
@@ -289,7 +295,7 @@ class Matcher:
             return False
         if asked or any(term not in self._owned_topics[top] for term in found):
             return True
-        rest = self._out_of_scope_re.sub(" ", compact)
+        rest = self._out_of_scope_words.sub(" ", compact)
         return not self.anchored(rest, (self.index.ids[top],))
 
     def _asked_apart(self, normalized: str, top: int) -> bool:
@@ -304,7 +310,7 @@ class Matcher:
         neither the override nor ownership says anything about what is asked here. One clause holding
         both the item's anchor and the word ("预防接种证丢了咋个补", "社保卡和户口本都丢了") is left to
         :meth:`_off_topic`."""
-        if self._out_of_scope_re is None:
+        if self._out_of_scope_words is None:
             return False
         compact = normalized.replace(" ", "")
         clauses = clause_spans(normalized)
@@ -327,12 +333,14 @@ class Matcher:
         A word the item uses itself (户口本 among its materials, 学费 of the training subsidy) counts only
         when the clause asks how to do that very thing (户口怎么注销), not a closing 怎么办 about it all."""
         asked = any(not _CLOSING_ONLY.fullmatch(m.group(0)) for m in _ASKED_FOR.finditer(text))
-        for source in (text, "".join(self._core(text))):  # also with its particles out: 户口怎么注销
-            for m in self._out_of_scope_re.finditer(source):  # type: ignore[union-attr]
-                if ((asked or m.group(0) not in self._owned_topics[top])
-                        and not self._crosses_item_word(source, *m.span(), top)):
-                    return True
-        return False
+
+        def counts(source: str) -> bool:
+            return any((asked or word not in self._owned_topics[top])
+                       and not self._crosses_item_word(source, start, end, top)
+                       for start, end, word in self._out_of_scope_words.find(source))  # type: ignore[union-attr]
+
+        # also with its particles out (户口怎么注销), cut only when the clause as typed has no such word
+        return counts(text) or counts("".join(self._core(text)))
 
     def _matter_asked(self, normalized: str, top: int) -> bool:
         """True when an out-of-scope word is followed, in its clause, by a matter asked of that very
@@ -341,12 +349,11 @@ class Matcher:
         only shares the surroundings (打针 with the vaccination certificate), and none of our items is
         about a place's hours, booking it or cancelling it. Generic asking words (怎么办, 在哪办) are no
         such matter: they often ask about the item itself ("我妈不会用智能手机咋办")."""
-        if self._out_of_scope_re is None:
+        if self._out_of_scope_words is None:
             return False
         compact = normalized.replace(" ", "")
         clauses: list[tuple[int, int, bool]] | None = None  # cut only when an out-of-scope word is there
-        for match in self._out_of_scope_re.finditer(compact):
-            start, end = match.span()
+        for start, end, _ in self._out_of_scope_words.find(compact):
             clauses = clause_spans(normalized) if clauses is None else clauses
             clause_end = next((b for a, b, _ in clauses if a <= start < b), len(compact))
             if (_ASKED_MATTER.match(compact[:clause_end], end)
@@ -368,8 +375,7 @@ class Matcher:
         clauses = clause_spans(normalized)
         found: list[str] = []
         asked = False
-        for match in self._out_of_scope_re.finditer(compact):
-            start, end = match.span()
+        for start, end, word in self._out_of_scope_words.find(compact):  # type: ignore[union-attr]
             if self._crosses_item_word(compact, start, end, top) or _workplace(compact, start, end):
                 continue
             clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
@@ -378,14 +384,13 @@ class Matcher:
                 asked = True
             elif self._context_only(compact, clauses, start, end, top):
                 continue
-            found.append(match.group(0))
+            found.append(word)
         if joined:
-            for match in self._out_of_scope_re.finditer(joined):
-                word = match.group(0)
+            for start, end, word in self._out_of_scope_words.find(joined):  # type: ignore[union-attr]
                 # a word the cut of particles made (殡仪馆的电话 → 殡仪馆电话) — unless it runs across any
                 # item's word there: an accident of the cut (补贴咋个领还有他养老保险 → 领养老保险 holds 领养)
                 if word not in found and word not in compact and not self._crosses_item_word(
-                        joined, *match.span(), top, self._every_item_word):
+                        joined, start, end, top, self._every_item_word):
                     found.append(word)
         return found, asked
 
@@ -584,20 +589,21 @@ class Matcher:
         aside = [c.text for c in clauses if c.aside]
         if not aside:
             return None
+        top = scored[0][1]
+        if not self.anchored(" ".join(aside), (top,)):
+            return None  # (first: it fails for a third of the questions with an aside, the length test hardly ever)
         rest = " ".join(c.text for c in clauses if not c.aside)
         segments = self._core(rest)
         if len(units("".join(segments))) < self.settings.min_units:
-            return None
-        top = scored[0][1]
-        if not self.anchored(" ".join(aside), (top,)):
             return None
         # the rest names the top item by a word of its own — not only by one it shares with the items close
         # to it (报销 of 外地看病报销 is also the reimbursement's, after "当时没有办异地备案")
         close = [self._anchors[self.index.position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
         grams = grams_of(segments)
         held = anchor_grams(segments, rest, grams)
-        if (held & self._anchors[self.index.position[top]]) - frozenset().union(*close):
-            return None
+        own = held & self._anchors[self.index.position[top]]
+        if any(all(gram not in anchors for anchors in close) for gram in own):
+            return None  # (the few grams tested one by one: cheaper than the union of the close items' anchors)
         # a paper to bring names the item it is a material of, not the need ("产假的钱哪个发，要准备出生证明不"):
         # as weak a reason to keep the top item as a matter already done
         done = self.anchored(" ".join(c for c in aside if DONE.search(c) or MATERIAL.search(c)), (top,))
@@ -853,16 +859,18 @@ class Matcher:
                 if owners:
                     found.append((match.start(), match.end(), owners, True))
         keys = [syllable(ch) for ch in normalized]
+        naming = [bool(_NAMING.match(ch)) for ch in normalized]  # once per character, not thrice
+        owners_of = self._anchor_owners.get
         for end in range(1, len(normalized)):
-            if not _NAMING.match(normalized[end]) or not _NAMING.match(normalized[end - 1]):
+            if not naming[end] or not naming[end - 1]:
                 continue  # digits and spaces: 七十多 → 70多 names nothing
             grams = [(end - 1, "b" + normalized[end - 1] + normalized[end]),
                      (end - 1, "p" + keys[end - 1] + "|" + keys[end])]
-            if end >= 2 and _NAMING.match(normalized[end - 2]):
+            if end >= 2 and naming[end - 2]:
                 grams.append((end - 2, "b" + normalized[end - 2] + normalized[end]))
             for start, gram in grams:
-                owners = self._anchor_owners.get(gram, frozenset()) & members
-                if owners:
+                owners = owners_of(gram)  # most pairs of characters anchor nothing
+                if owners is not None and (owners := owners & members):
                     found.append((start, end + 1, owners, False))
         return found
 
@@ -1038,7 +1046,7 @@ class Matcher:
         Why per clause: scored as a whole, the clause with more words wins and the other need is
         silently dropped. A clause counts when it asks or complains about something (办, 领, 咋个, 不发 …;
         see :func:`split_clauses`), so context ("我是低保户，…") does not make a second need, and only when it
-        alone answers one item clearly, with an anchor of that item inside it (see ``_clause_winner``).
+        alone answers one item clearly, with an anchor of that item inside it (see ``_clause_claim``).
         A clause that only states the matter ("在工地摔伤了") counts too when another adds a second one
         to it (也, 还, 再). Only the overall best candidates are scored again, and only clauses that
         hold an anchor of one of them, so this costs a few set operations, not a second search."""
@@ -1047,56 +1055,123 @@ class Matcher:
             return None
         pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
         best = scored[0][1]
+        possible = self._possible_needs(clauses, pool, best)
+        if possible is None:
+            return None
+        cuts, winnable = possible
+        claims: dict[Clause, _Claim | None] = {}
+
+        def winner(clause: Clause, further: bool = False) -> str | None:
+            """The clause's winner; its scoring (the costly part) done once per clause, whatever ``further``."""
+            if clause not in claims:
+                claims[clause] = self._clause_claim(clause, pool, best, cuts.get(clause))
+            return self._clause_winner(clause, best, further, claims[clause])
+
+        # a second need is an item other than the best one, which only a clause that may name one can win,
+        # and ``further`` (like the materials below) only takes such wins away: when none is won without
+        # it, there is none at all
+        if all(winner(clause) in (None, best) for clause, idents in winnable.items() if idents - {best}):
+            return None
         asked: list[tuple[Clause, str | None]] = []
         for clause in clauses:
             if clause.asks:
                 # after the need's own clause, a clause that follows it without a word adding a matter
                 # may only ask further about that need (see _clause_winner)
                 further = clause.follows and any(ident == best for _, ident in asked)
-                asked.append((clause, self._clause_winner(clause, pool, best, further)))
+                asked.append((clause, winner(clause, further)))
         # a paper the need's own clauses ask whether to bring is its material: what befalls it later ("要带原
         # 离婚证不 离婚证丢了咋办") is about that need, not a second one
         materials = " ".join(clause.text for clause in clauses if clause.aside and MATERIAL.search(clause.text))
-        winners = [ident for _, ident in asked
-                   if ident and not (ident != best and materials and self.anchored(materials, (ident,)))]
-        if not winners:
+        distinct = {ident for _, ident in asked
+                    if ident and not (ident != best and materials and self.anchored(materials, (ident,)))}
+        if not distinct:
             return None
         if any(clause.adds for clause, ident in asked if ident):
-            # "在工地摔伤了，工资也不给": the matter the other clause adds a second one to
-            winners.extend(ident for ident in (self._clause_winner(clause, pool, best) for clause in clauses
-                                               if not clause.asks and not clause.context) if ident)
-        distinct = set(winners)
+            # "在工地摔伤了，工资也不给": the matter the other clause adds a second one to — not scored when
+            # every item that could win it is among the winners already
+            for clause in clauses:
+                if not clause.asks and not clause.context and not winnable.get(clause, frozenset()) <= distinct:
+                    ident = winner(clause)
+                    if ident:
+                        distinct.add(ident)
         if len(distinct) < 2 or best not in distinct:
             return None
         options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
         return MatchResult("clarify", None, options, round(scored[0][0], 2))
 
-    def _clause_winner(self, clause: Clause, pool: Sequence[str], best: str, further: bool = False) -> str | None:
-        """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead),
-        holding a *specific* anchor of it that the overall best item lacks (备案 belongs to the
-        association and to the out-of-town treatment: the first need's word, not a second need);
-        ``None`` when there is none.
+    def _possible_needs(self, clauses: Sequence[Clause], pool: Sequence[str], best: str
+                        ) -> tuple[dict[Clause, _ClauseCut | None], dict[Clause, frozenset[str]]] | None:
+        """The clauses :meth:`_two_needs` may find a need in, each cut for :meth:`_clause_claim` (``None``:
+        too short to count), and the items each of them could be won by whatever the scores (see
+        :meth:`_may_win`); ``None`` when no two of them can name two items, the best one among them:
+        fewer than two such clauses, or none that could be won by the best item, or none by another.
+
+        Why: most long questions ask for one thing; this rules the rescoring of their clauses (a search
+        over the candidates each) out with a few set operations."""
+        candidates = [clause for clause in clauses if clause.asks]
+        if any(clause.adds for clause in candidates):
+            candidates += [clause for clause in clauses if not clause.asks and not clause.context]
+        if len(candidates) < 2:
+            return None  # one clause names one item at most
+        cuts = {clause: self._clause_cut(clause) for clause in candidates}
+        position = self.index.position
+        winnable: dict[Clause, frozenset[str]] = {}
+        for clause, cut in cuts.items():
+            if cut is not None:
+                loose = cache(partial(self._loosely_named, clause))  # looked for only when it matters
+                held = {gram for gram in cut[2] if gram[0] == "b"}  # a win needs one in characters
+                lacking = held - self._anchors[position[best]]  # (another item needs one of these)
+                winnable[clause] = frozenset(ident for ident in pool if self._may_win(
+                    held if ident == best else lacking, position[ident], loose))
+        names_best = any(best in idents for idents in winnable.values())
+        names_other = any(idents - {best} for idents in winnable.values())
+        return (cuts, winnable) if names_best and names_other else None
+
+    def _clause_cut(self, clause: Clause) -> _ClauseCut | None:
+        """A clause's core, its scoring grams and its anchor grams; ``None`` when the core is too short
+        to answer anything (fewer than ``min_units`` characters)."""
+        segments = self._core(clause.text)
+        if len(units("".join(segments))) < self.settings.min_units:
+            return None
+        scoring = grams_of(segments)
+        return segments, scoring, anchor_grams(segments, clause.text, scoring)
+
+    def _loosely_named(self, clause: Clause) -> frozenset[int]:
+        """The items :meth:`_clause_claim` may take any anchor of in the clause, not only a specific one:
+        those it names whole when it adds a matter, and those a generic word in it may mean (a superset
+        of the ones a [contrast] word then resolves)."""
+        named = {index for term, members in self.index.ambiguous if term in clause.text for index in members}
+        if clause.adds and self._names is not None:
+            named.update(index for m in self._names.finditer(clause.text) for index in self._name_owners[m.group(0)])
+        return frozenset(named)
+
+    def _may_win(self, held: set[str], index: int, loose: Callable[[], frozenset[int]]) -> bool:
+        """True when a clause with these anchor grams (``held``: those in characters; for another item than
+        the best one, only those the best item lacks) could be won by the item, whatever the scores: the
+        last test of :meth:`_clause_claim` and :meth:`_clause_winner` with every score passing — a specific
+        anchor of the item, or any anchor for the ``loose()`` items. (A specific anchor is an anchor too,
+        so ``loose()`` is only needed without one.)"""
+        return not held.isdisjoint(self._specific_anchors[index]) or (
+            not held.isdisjoint(self._anchors[index]) and index in loose())
+
+    def _clause_claim(self, clause: Clause, pool: Sequence[str], best: str, cut: _ClauseCut | None = None
+                      ) -> _Claim | None:
+        """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead), with the
+        anchors of it the clause holds: *specific* anchors that the overall best item lacks (备案 belongs to
+        the association and to the out-of-town treatment: the first need's word, not a second need), and
+        whether the clause names it; ``None`` when no item is answered clearly, or the clause names it only
+        as who someone is (see :meth:`_named_as_status`). The item wins the clause when it holds such an
+        anchor (see :meth:`_clause_winner`).
 
         Two exceptions take any anchor: a generic word whose other items a [contrast] word in the
         clause rules out (社保卡也丢了: 社保卡 is in four items' names, but 丢 leaves the replacement),
         and a clause that adds a matter by naming its item (把医保也上了: 医保 is a generic word of
-        the enrolment), which also needs only ``added_clause_min``: such clauses are short.
-
-        A clause that may ask ``further`` about the best item's need (it follows that need's clause
-        after a bare pause: "医保年限要接续过来，要开啥子凭证", "想做点公益 咋个注册 有莫得证书") must
-        name its item whole or hold more than one specific word-pair of it: one shared word (证书, 凭证,
-        工资, 每月) is the aspect asked about — papers, checks, pay — not a second need; "低保咋个办",
-        "康复训练有没有救助" still are.
-
-        The anchor held must be one in characters, not only a sound: a short clause shares a folded-pinyin
-        bigram with some long name by accident (要自己去申请: 去申 sounds like 领取申请 of the pension claim's
-        name), and the clause then made a second need of "高龄补贴是自动发还是要自己去申请"."""
+        the enrolment), which also needs only ``added_clause_min``: such clauses are short."""
         s = self.settings
-        segments = self._core(clause.text)
-        if len(units("".join(segments))) < s.min_units:
+        cut = cut or self._clause_cut(clause)
+        if cut is None:
             return None
-        scoring = grams_of(segments)
-        grams = anchor_grams(segments, clause.text, scoring)
+        segments, scoring, grams = cut
         if not any(grams & self._anchors[self.index.position[ident]] for ident in pool):
             return None  # names none of the candidates: not worth scoring
         ranked = self.index.ranked(segments, pool, scoring)
@@ -1122,10 +1197,28 @@ class Matcher:
         held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
         if ident != best:
             held -= self._anchors[self.index.position[best]]
-            if further and _REQUIRED.fullmatch(clause.text.replace(" ", "")):
+        return ident, held, named
+
+    def _clause_winner(self, clause: Clause, best: str, further: bool, claim: _Claim | None) -> str | None:
+        """The item the clause asks for (see :meth:`_clause_claim`), or ``None``.
+
+        A clause that may ask ``further`` about the best item's need (it follows that need's clause
+        after a bare pause: "医保年限要接续过来，要开啥子凭证", "想做点公益 咋个注册 有莫得证书") must
+        name its item whole or hold more than one specific word-pair of it: one shared word (证书, 凭证,
+        工资, 每月) is the aspect asked about — papers, checks, pay — not a second need; "低保咋个办",
+        "康复训练有没有救助" still are; nor is one asking whether the need requires something ("要每年审核不").
+
+        The anchor held must be one in characters, not only a sound: a short clause shares a folded-pinyin
+        bigram with some long name by accident (要自己去申请: 去申 sounds like 领取申请 of the pension claim's
+        name), and the clause then made a second need of "高龄补贴是自动发还是要自己去申请"."""
+        if claim is None:
+            return None
+        ident, held, named = claim
+        if ident != best and further:
+            if _REQUIRED.fullmatch(clause.text.replace(" ", "")):
                 return None  # "要每年审核不": whether the need requires it, not a need of its own
-            if further and not named and not self._names_item(clause.text, index) and sum(
-                    gram.startswith("b") for gram in held) < 2:
+            if (not named and not self._names_item(clause.text, self.index.position[ident])
+                    and sum(gram.startswith("b") for gram in held) < 2):
                 return None
         return ident if any(gram[0] == "b" for gram in held) else None
 
@@ -1177,8 +1270,8 @@ class Matcher:
                 # the word itself (居住证 in 开居住证) is no evidence for one of its items, but a longer
                 # word holding it is (失业保险 holds 失业: the benefit, not the registration); nor is its
                 # kin standing whole when the word itself is read only loosely (养老金 of 养老金没到)
-                spans = [(m.start(), m.end(), set(ids)) for word in self._kin(term, members)
-                         for m in re.finditer(re.escape(word), compact)]
+                spans = [(start, end, set(ids)) for word in self._kin(term, members)
+                         for start, end in _occurring(word, compact)]
                 ruled_out, _ = self._contrast.ruled_out(compact, set(ids), spans)
                 if len(ids) - len(ruled_out) == 1:
                     # 补一张社保卡: 补 leaves one of the word's items, whatever the scores say
@@ -1462,6 +1555,18 @@ def _workplace(compact: str, start: int, end: int) -> bool:
     if _WORKS_AT.match(compact, end):
         return True
     return bool(_OPENS.search(compact, 0, start) and _TRADE.match(compact, end))
+
+
+def _occurring(term: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) of each occurrence of ``term`` in ``text``, left to right and not overlapping (what
+    ``re.finditer(re.escape(term), text)`` finds, without escaping and compiling the term each time);
+    none for an empty term."""
+    spans: list[tuple[int, int]] = []
+    start = text.find(term) if term else -1
+    while start >= 0:
+        spans.append((start, start + len(term)))
+        start = text.find(term, start + len(term))
+    return spans
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]

@@ -51,7 +51,6 @@ _CORRECTION = re.compile(
     r"(?:我?(?:说|讲)错了?|口误)\s*(?:不对\s*)?(?:应该\s*)?(?:是\s*)?"
     r"|(?<![是对])(?:不是|不对|错了)\s*(?:不是\s*|不对\s*)*(?:应该\s*)?是(?!不是)"
 )
-_SPACES = re.compile(r"\s+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -73,7 +72,7 @@ def _opencc() -> tuple[object, frozenset[str]]:
 def to_simplified(text: str) -> str:
     """Traditional → simplified, skipping OpenCC entirely for text that is already simplified."""
     converter, traditional = _opencc()
-    if not any(ch in traditional for ch in text):
+    if traditional.isdisjoint(text):  # one C-level pass over the text
         return text
     return converter.convert(text)  # type: ignore[attr-defined,no-any-return]
 
@@ -86,10 +85,31 @@ def _is_boundary(ch: str) -> bool:
     return category[0] in "PSZC"
 
 
+class _Boundaries(dict[int, str]):
+    """A ``str.translate`` table: a space for every boundary character (see :func:`_is_boundary`), the
+    character itself otherwise, filled in as characters are first seen (up to ``limit`` of them, so
+    text made of ever new characters cannot grow it without bound; past that, looked up each time).
+
+    Why: :func:`basic` runs on every text the matcher cuts (several clauses per question), and one
+    ``translate`` over a filled table costs a third of a Python-level test per character."""
+
+    limit = 50_000
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        value = " " if _is_boundary(ch) else ch
+        if len(self) < self.limit:
+            self[code] = value
+        return value
+
+
+_BOUNDARIES = _Boundaries()
+
+
 def basic(text: str) -> str:
     """Steps 1–3: script, width, case and punctuation, but no data-driven rewrites."""
     text = unicodedata.normalize("NFKC", to_simplified(text)).lower()
-    return "".join(" " if _is_boundary(ch) else ch for ch in text)
+    return text.translate(_BOUNDARIES)
 
 
 def chinese_number(run: str) -> int | None:
@@ -160,7 +180,7 @@ _DIGIT_STRINGS = re.compile(
 def mask_digit_strings(text: str) -> str:
     """Normalised text with identifying and counting digit strings cut out (see ``_DIGIT_STRINGS``);
     each becomes a space, so the words either side of it do not join into a new bigram."""
-    if not any(ch.isdigit() for ch in text):
+    if not any(map(str.isdigit, text)):
         return text
     return _compact(_DIGIT_STRINGS.sub(" ", text))
 
@@ -205,14 +225,8 @@ class Replacer:
 
 
 def _compact(text: str) -> str:
-    """Collapse spaces; keep one only where it separates two ASCII words (``sos 123``)."""
-    parts = _SPACES.split(text.strip())
-    out = parts[0] if parts else ""
-    for part in parts[1:]:
-        if not part:
-            continue
-        out += " " + part
-    return out
+    """Collapse runs of whitespace into one space and trim the ends."""
+    return " ".join(text.split())  # str.split() and ``\s`` agree on what whitespace is
 
 
 class Normalizer:
