@@ -88,3 +88,12 @@ def test_a_handoff_phrase_inside_a_knowledge_word_is_that_word(text: str, intent
     """``contains`` phrases (人工) fire anywhere except inside the knowledge's own words (the cue 人工耳蜗)."""
     understood = shipped_knowledge().understand(text)
     assert understood.intent == intent and understood.match.item == item, understood
+
+
+def test_a_handoff_message_is_matched_as_if_the_handoff_words_were_not_there() -> None:
+    """Cutting 转人工 must not cut the 人工 of 人工耳蜗: the topic is matched on the whole word."""
+    knowledge = shipped_knowledge()
+    understood = knowledge.understand("人工耳蜗的事转人工")
+    alone = knowledge.matcher.match(knowledge.normalize("人工耳蜗的事"))
+    assert understood.intent == "handoff"
+    assert (understood.match.item, understood.match.score) == (alone.item, alone.score)

@@ -230,10 +230,11 @@ def _compile_phrases(intents: IntentData, norm: NormFn, protected: Sequence[str]
     whole = {name: Replacer({p: " " for p in clean(spec.phrases)})
              for name, spec in intents.intents.items() if spec.whole}
     contains = {name: tuple(clean(spec.phrases)) for name, spec in intents.intents.items() if not spec.whole}
-    handoff_strip = Replacer({p: " " for p in contains.get("handoff", ())})
     every = {p for ps in contains.values() for p in ps}
     shields = sorted({w for w in clean(protected) if w not in every and any(p in w for p in every)},
                      key=lambda w: (-len(w), w))
+    # The same shields keep 人工耳蜗 whole when 转人工 is cut from a hand-off message.
+    handoff_strip = Replacer({p: " " for p in contains.get("handoff", ())}, shields)
     by_first: dict[str, list[tuple[str, str]]] = {}
     for phrase, aspect in aspect_pairs:
         by_first.setdefault(phrase[0], []).append((phrase, aspect))
