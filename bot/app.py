@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Config
+from bot.heap import refreeze_after_swap
 from bot.dispatch import Dispatcher, Router
 from bot.handlers.account import account_router
 from bot.handlers.fallback import fallback_router
@@ -150,7 +151,8 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     services = Services(config=config, engine=engine, journal=journal, outbox=outbox, residents=residents,
                         conversations=conversations, pages=pages, knowledge=knowledge, reviews=reviews,
                         notices=notices, dispatcher=dispatcher, gateway=gateway)
-    services.background.append(asyncio.create_task(knowledge.watch(config.app.reload_interval)))
+    services.background.append(asyncio.create_task(
+        knowledge.watch(config.app.reload_interval, on_swap=refreeze_after_swap)))
     services.outbound = setup_outbound(services)
     if services.outbound is not None:
         outbox.listeners.append(services.outbound.sender.wake)

@@ -121,7 +121,8 @@ def test_a_section_declared_twice_is_logged_with_file_line_and_section(
 async def test_watch_polls_in_the_background(tree: tuple[Path, Path, Path]) -> None:
     faq, _, _ = tree
     holder = KnowledgeHolder(*tree)
-    task = asyncio.create_task(holder.watch(0.02))
+    swaps: list[str] = []
+    task = asyncio.create_task(holder.watch(0.02, on_swap=lambda: swaps.append(holder.current.version)))
     try:
         rewrite(faq / "civil.dibao.toml", DIBAO.replace('fee = "免费"', 'fee = "后台"'))
         for _ in range(200):
@@ -129,6 +130,8 @@ async def test_watch_polls_in_the_background(tree: tuple[Path, Path, Path]) -> N
                 break
             await asyncio.sleep(0.02)
         assert holder.current.items["civil.dibao"].fee == "后台"
+        await asyncio.sleep(0.1)  # polls that find nothing changed call no hook
+        assert swaps == [holder.current.version]  # once, after the new snapshot was in place
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

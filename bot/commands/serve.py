@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import multiprocessing
 import os
@@ -24,6 +23,7 @@ import sys
 
 from bot.cli import config_from_args
 from bot.config import Config, replace
+from bot.heap import freeze_long_lived
 from bot.logs import setup_logging
 from bot.storage.migrate import upgrade
 
@@ -71,7 +71,7 @@ async def _serve(config: Config, worker: int) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        _freeze_startup_objects()
+        freeze_long_lived()  # the knowledge index above all; see bot.heap
         if not stop.is_set():  # stopped during start-up: accept no request only to cut it off
             site = web.TCPSite(runner, config.server.host, config.server.port,
                                reuse_port=config.server.workers > 1, backlog=1024)
@@ -81,17 +81,6 @@ async def _serve(config: Config, worker: int) -> None:
     finally:
         await runner.cleanup()
     log.info("worker %d stopped", worker)
-
-
-def _freeze_startup_objects() -> None:
-    """Move everything built at start-up (the knowledge index above all) out of the collector's sight.
-
-    Those hundreds of thousands of objects live as long as the process; without this every full
-    collection walks them all, a ~90 ms pause every couple of seconds under load, which alone set the
-    webhook's p99. (The Instagram approach: collect once, then ``gc.freeze``.)
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _worker_main(config: Config, worker: int) -> None:

@@ -185,13 +185,16 @@ class KnowledgeHolder:
                  len(self.problems))
         return True
 
-    async def watch(self, interval: float = 2.0) -> None:
+    async def watch(self, interval: float = 2.0, on_swap: Callable[[], None] | None = None) -> None:
         """Poll forever (cancel the task to stop). Errors are logged, never fatal to the app. An edit is
-        served two polls after it is saved: the first sees it, the second finds it settled."""
+        served two polls after it is saved: the first sees it, the second finds it settled.
+        ``on_swap`` runs after a new snapshot is in place (the service re-freezes its heap there)."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.reload_if_changed, True)
+                swapped = await asyncio.to_thread(self.reload_if_changed, True)
+                if swapped and on_swap is not None:
+                    on_swap()
             except Exception:  # noqa: BLE001 - a reload bug must not kill the bot
                 log.exception("knowledge reload failed; still serving the previous version")
 
