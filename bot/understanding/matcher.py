@@ -26,7 +26,9 @@ How, and why this way:
   and asks about something else is not about that item (``_about_office``, ``_after_context``); a done
   matter is no evidence between siblings either (``_asked``), and when two items tie, the one the
   asking clause names is answered (``_asked_option``). An out-of-scope word counts unless it crosses an
-  item's word or sits in a clause of mere context, and always when it is what is asked for (``_topics``);
+  item's word, sits in a clause of mere context, or is framed as a place, a channel or a paper to bring
+  while something else names the item (掉在菜市场, 打到农商行存折上, 要带户口本不: ``_framed_aside``),
+  and always when it is what is asked for (``_topics``);
   whatever the score, when a matter of that thing itself is asked — its hours, booking or cancelling it
   (``_matter_asked``) — or when the item is named only in clauses that ask nothing and the last asking
   clause holds the word and none of the item's anchors (``_asked_apart``: 外公走了，户口咋个注销).
@@ -334,12 +336,17 @@ class Matcher:
         when the clause asks how to do that very thing (户口怎么注销), not a closing 怎么办 about it all."""
         asked = any(not _CLOSING_ONLY.fullmatch(m.group(0)) for m in _ASKED_FOR.finditer(text))
 
+        words = self._out_of_scope_words
+        # a place, channel or paper as typed (要带户口本吗) stays one with the particles out
+        aside = {word for start, end, word in words.find(text)  # type: ignore[union-attr]
+                 if _framed_aside(text, start, end) and not _ASKED_FOR.match(text, end)}
+
         def counts(source: str) -> bool:
             return any((asked or word not in self._owned_topics[top])
-                       and not self._crosses_item_word(source, start, end, top)
-                       for start, end, word in self._out_of_scope_words.find(source))  # type: ignore[union-attr]
+                       and not self._crosses_item_word(source, start, end, top) and word not in aside
+                       for start, end, word in words.find(source))  # type: ignore[union-attr]
 
-        # also with its particles out (户口怎么注销), cut only when the clause as typed has no such word
+        # also with its particles out (户口怎么注销)
         return counts(text) or counts("".join(self._core(text)))
 
     def _matter_asked(self, normalized: str, top: int) -> bool:
@@ -382,17 +389,39 @@ class Matcher:
             if (_ASKED_FOR.match(compact[:clause_end], end)
                     or _ASKING_FOR.search(compact[max(clause_start, start - 4):start])):
                 asked = True
-            elif self._context_only(compact, clauses, start, end, top):
+            elif (self._context_only(compact, clauses, start, end, top)
+                  or (_framed_aside(compact, start, end) and any(asks for *_, asks in clauses)
+                      and self._named_elsewhere(compact, start, end, top))):
                 continue
             found.append(word)
         if joined:
+            cores: list[str] | None = None  # per clause, cut only when the cut made a word
             for start, end, word in self._out_of_scope_words.find(joined):  # type: ignore[union-attr]
                 # a word the cut of particles made (殡仪馆的电话 → 殡仪馆电话) — unless it runs across any
                 # item's word there: an accident of the cut (补贴咋个领还有他养老保险 → 领养老保险 holds 领养)
-                if word not in found and word not in compact and not self._crosses_item_word(
+                if word in found or word in compact or self._crosses_item_word(
                         joined, start, end, top, self._every_item_word):
+                    continue
+                # nor one made across a question's start (不是他们的责任 怎么申请认定 → 责任认定)
+                cores = self._question_cores(compact, clauses) if cores is None else cores
+                if any(word in core for core in cores):
                     found.append(word)
         return found, asked
+
+    def _question_cores(self, compact: str, clauses: Sequence[tuple[int, int, bool]]) -> list[str]:
+        """The question's core with its particles out, cut where a clause opens by asking (怎么申请 …).
+
+        Why: the cut of particles joins the end of one sentence to the object of the next question
+        ("单位说不是他们的责任 怎么申请认定" → 责任认定, a traffic matter); a word made across such a start
+        is an accident of the cut. Across a plain clause break it stays (买个保险 有没有推荐的 → 保险推荐)."""
+        parts: list[str] = []
+        for a, b, _ in clauses:
+            core = "".join(self._core(compact[a:b]))
+            if parts and not _ASKED_FOR.match(compact, a):
+                parts[-1] += core
+            else:
+                parts.append(core)
+        return parts
 
     def _context_only(self, compact: str, clauses: Sequence[tuple[int, int, bool]], start: int, end: int,
                       top: int) -> bool:
@@ -407,6 +436,12 @@ class Matcher:
             return True
         joined = others.replace(" ", "")
         return any(len(word) >= 3 and word in joined for word in self._item_words[top])
+
+    def _named_elsewhere(self, compact: str, start: int, end: int, top: int) -> bool:
+        """True when the question, without the span, holds a specific anchor of the top item: something
+        else in it names the item, so the span need not be what the question is about."""
+        rest = compact[:start] + " " + compact[end:]
+        return bool(anchor_grams(self._core(rest), rest) & self._specific_anchors[top])
 
     def _crosses_item_word(self, text: str, start: int, end: int, top: int,
                            words: frozenset[str] | None = None) -> bool:
@@ -1498,11 +1533,16 @@ _REQUIRED = re.compile(r"(?:要|需要|得|是不是要)(?![^ ]*(?:办|申请|�
 #:可不可以报): group 1 is who they are — a status, not a need.
 _DESCRIBED = re.compile(r"^([^ ]{2,8}?(?:户|人员)?的(?:人)?)(?:也|都)?(?:能|可以|可不可以|能不能|算不算|有没有资格)")
 #: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
-#: 快递公司打工): the situation, not the topic (see ``_workplace``) ...
-_WORKS_AT = re.compile(r"(?:公司|店|馆|厂|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)")
+#: 快递公司打工, 快递站老板, 快递员): the situation, not the topic (see ``_workplace``) ...
+_WORKS_AT = re.compile(r"(?:公司|店|馆|厂|站|点|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)|员|小哥")
 #: ... and so is one opened as a trade (开个火锅店, 开了家超市): the business the resident runs or plans.
 _OPENS = re.compile(r"开(?:个|了|家|一家|间|了个|了家)?$")
 _TRADE = re.compile(r"(?:店|馆|铺|厂|摊)")
+
+#: Around an out-of-scope word, what frames it as a place, a channel or a paper (see ``_framed_aside``).
+_PLACE_BEFORE = re.compile(r"(?:在|到|从)$")
+_PLACE_AFTER = re.compile(r"(?:上(?!班|门|户|牌|的)|里(?!的)|门口|柜台|窗口|那边|那里)")
+_MATERIAL_BEFORE = re.compile(r"(?:带|准备|提供)$")
 
 
 #: Words that list things: what ``Matcher._several_named`` looks for before doing any work.
@@ -1547,7 +1587,8 @@ def _over_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bo
 
 def _workplace(compact: str, start: int, end: int) -> bool:
     """True when the out-of-scope word at ``compact[start:end]`` is where the resident works or trades:
-    followed by 老板, 上班, 打工 … ("在超市上班", "餐馆老板拖工资"), or opened as a trade ("开个火锅店").
+    followed by 老板, 上班, 打工 … ("在超市上班", "餐馆老板拖工资", "快递站老板"), by 员/小哥 (the
+    worker: "几个快递员的工资"), or opened as a trade ("开个火锅店").
 
     Why: a long question tells who the resident is before the need, often in the same clause
     ("我一个人在超市上班一个月两千多…能申请…不", "餐馆老板拖工资"); the place is the situation of the
@@ -1555,6 +1596,22 @@ def _workplace(compact: str, start: int, end: int) -> bool:
     if _WORKS_AT.match(compact, end):
         return True
     return bool(_OPENS.search(compact, 0, start) and _TRADE.match(compact, end))
+
+
+def _framed_aside(compact: str, start: int, end: int) -> bool:
+    """True when the out-of-scope word at ``compact[start:end]`` is framed as a place, a channel or a
+    paper to bring: after 在/到/从 ("身份证掉在菜市场了", "钱打到农商行存折上"), before 上/里/门口/柜台
+    ("存折上就几百块钱", "超市门口跳广场舞", "农商行柜台交得不"), or after 带/准备/提供 ("要带户口本吗").
+
+    Why: such a word tells where something happens, through what it is paid, or what to bring for
+    the need; the need itself is named elsewhere. The caller still asks that something else name the
+    top item and that the question ask something (身份证落在公交车上了 asks nothing: the place is all
+    it tells, a lost-property matter), and a word the clause asks for (在哪里办营业执照) or a matter of
+    the place itself (``_matter_asked``: 卫生院几点开门) still counts."""
+    # 搬到哪 + 里 is 哪里, no place after a word
+    after = _PLACE_AFTER.match(compact, end) and compact[end - 1] not in "哪那这"
+    return bool(_PLACE_BEFORE.search(compact, max(0, start - 2), start) or after
+                or _MATERIAL_BEFORE.search(compact, max(0, start - 3), start))
 
 
 def _occurring(term: str, text: str) -> list[tuple[int, int]]:
