@@ -293,9 +293,9 @@ def test_a_rest_of_everyday_words_tells_no_member(real: Knowledge) -> None:
     card) still does."""
     matcher = real.matcher
     money = [matcher.index.position[i] for i in ("medins.manual-reimbursement", "medins.medical-assistance")]
-    assert matcher._lead(" 能补点不", money)[0] < matcher.settings.ambiguity_lead
+    assert matcher.generic.lead(" 能补点不", money)[0] < matcher.settings.ambiguity_lead
     cards = [matcher.index.position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
-    lead, leader, _ = matcher._lead("孙子刚满月", cards)
+    lead, leader, _ = matcher.generic.lead("孙子刚满月", cards)
     assert leader == "hrss.social-security-card" and lead >= matcher.settings.ambiguity_lead
 
 REWARD = item_toml("health.only-child-reward", "农村部分计划生育家庭奖励扶助", "卫健", ["独生子女奖励", "计生奖励"],
@@ -337,7 +337,7 @@ def test_a_kin_generic_word_in_the_rest_tells_the_members_nothing(tmp_path: Path
     matcher = knowledge.matcher
     members = [matcher.index.position[i] for i in ("civil.funeral-subsidy", "hrss.death-benefit")]
     joined = "".join(matcher._core(knowledge.normalize("人去世了 丧葬费在哪里领")))
-    assert "去世" not in matcher._without_kin(joined, members)
+    assert "去世" not in matcher.generic.without_kin(joined, members)
     assert_decided(knowledge.match("人去世了 丧葬费在哪里领"), "civil.funeral-subsidy|hrss.death-benefit")
 
 

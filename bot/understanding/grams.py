@@ -128,3 +128,15 @@ class WordScan:
             last = end
         pieces.append(text[last:])
         return "".join(pieces)
+
+
+def occurring(term: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) of each occurrence of ``term`` in ``text``, left to right and not overlapping (what
+    ``re.finditer(re.escape(term), text)`` finds, without escaping and compiling the term each time);
+    none for an empty term."""
+    spans: list[tuple[int, int]] = []
+    start = text.find(term) if term else -1
+    while start >= 0:
+        spans.append((start, start + len(term)))
+        start = text.find(term, start + len(term))
+    return spans
