@@ -39,18 +39,22 @@ _ASKING = ("还要", "还想", "再问", "顺便", "还", "再")
 _REQUEST = re.compile(r"办|申请|领|补|换|交|开|报|转|迁|续|登记|认定|怎么|哪里|哪个|多少|多久|能不能|可以|有没有|要|想|吗|"
                       r"不给|不发|不管|没结|没发|欠|丢|坏|过期|到期|激活|不会|弄不来|用不来|不$|没有$")
 #: Verbs of getting a service done or paid (办好了, 领了, 交了的, 批下来了, 已经转好了).
-_DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|转|迁|认证|登记|备案|注册|参保|鉴定"
+_DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|转|迁|认证|认定|登记|备案|注册|参保|鉴定"
 #: A clause that reports something already done or going on ("出生证明办好了", "结婚证已经领了", "医保交了的",
-#: "社保卡也换成四川的了", "他已经在领养老金", "交了15年的农村养老保险"): context, unless the clause still
+#: "社保卡也换成四川的了", "他已经在领养老金", "一直在村里交的", "交了15年的农村养老保险", "前几天在派出所办
+#: 身份证"): context, unless the clause still
 #: wants, lacks, adds or asks it ("想把证领了", "还没办", "把低保也办了", "交了社保能领多少") or reports a loss
 #: ("身份证搞丢了"). One definition for every reader: ``split_clauses`` (a done clause is no second need) and
 #: through it ``Matcher._after_context`` (the item done is not the one asked about), ``Matcher._asked``
 #: (nor evidence between siblings) and ``Matcher._listed`` (nor a list of needs).
+#: A day or time gone by, opening a clause ("前几天在派出所办身份证", "上个月去社区交了材料"): with a verb of the
+#: service and nothing asked, wanted or lost, what was done then — the story before the need, not a need.
+_PAST = r"(?:前几天|前两天|前段时间|前些天|上个月|上周|上个星期|上礼拜|昨天|前天|去年|前年)"
 _NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
-             r"|吗|怎么|什么|哪|多少|多久|几|能不能|可以|能否|是否|有没有))")
+             r"|吗|怎么|什么|哪|多少|多久|(?<!前)几|能不能|可以|能否|是否|有没有))")
 DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
                   rf"|.*(?:{_DONE_VERBS})(?:好|完|过|到|下来)了|.*(?:已经|刚刚?|早就).*(?:{_DONE_VERBS})了"
-                  rf"|.*(?:已经|一直|早就)在(?:{_DONE_VERBS})|.*(?:{_DONE_VERBS})了?(?:\d+年|好几年|几年|多年|\d+个月)?的$)")
+                  rf"|.*(?:已经|一直|早就)在[^ ]{{0,3}}?(?:{_DONE_VERBS})|^{_PAST}[^ ]*?(?:{_DONE_VERBS})|.*(?:{_DONE_VERBS})了?(?:\d+年|好几年|几年|多年|\d+个月)?的$)")
 #: What someone got and holds ("我妈领了高龄补贴", "单位给她交了职工医保", "领了独生子女证"): a verb of the
 #: service with 了 and its object — weaker than a done clause, like what someone has (see :func:`stated`):
 #: the thing held is often what the question is about ("领了独生子女证，到年龄了有补贴不").

@@ -380,13 +380,15 @@ class Matcher:
         accident of the characters. A clause with no question in it ("明天要坐火车", "请保姆照顾") is
         the resident's situation; when another clause names the top item, the topic word there is not
         what they ask about (but "公租房楼道灯坏了，找哪个修" keeps 楼道灯: no other clause names the
-        item)."""
+        item). Nor is a word followed by 说, 讲, 让我 … (民警说还要开个证明): who told the resident about the
+        need, not what they ask about."""
         compact = normalized.replace(" ", "")
         clauses = clause_spans(normalized)
         found: list[str] = []
         asked = False
         for start, end, word in self._out_of_scope_words.find(compact):  # type: ignore[union-attr]
-            if self._crosses_item_word(compact, start, end, top) or _workplace(compact, start, end):
+            if (self._crosses_item_word(compact, start, end, top) or _workplace(compact, start, end)
+                    or _SPEAKER.match(compact, end)):
                 continue
             clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
             if (_ASKED_FOR.match(compact[:clause_end], end)
@@ -396,7 +398,7 @@ class Matcher:
                   or (_framed_aside(compact, start, end) and any(asks for *_, asks in clauses)
                       and self._named_elsewhere(compact, start, end, top))):
                 continue
-            found.append(word)
+            found.append(self._longest_topic(compact, start, word))
         if joined:
             cores: list[str] | None = None  # per clause, cut only when the cut made a word
             for start, end, word in self._out_of_scope_words.find(joined):  # type: ignore[union-attr]
@@ -410,6 +412,16 @@ class Matcher:
                 if any(word in core for core in cores):
                     found.append(word)
         return found, asked
+
+    def _longest_topic(self, text: str, start: int, word: str) -> str:
+        """The longest out-of-scope word listed at ``start`` of ``text`` (户口本丢 of 户口本丢了), ``word``
+        (the shortest, as found) at least.
+
+        Why: an item may use the short word itself (户口本 among the identity card's materials) and so
+        own it, while the longer one listed says the resident's matter is that thing itself (a lost
+        household book), which no item is about."""
+        return max((text[start:start + n] for n in range(len(word), len(text) - start + 1)
+                    if text[start:start + n] in self._out_of_scope_set), key=len, default=word)
 
     def _question_cores(self, compact: str, clauses: Sequence[tuple[int, int, bool]]) -> list[str]:
         """The question's core with its particles out, cut where a clause opens by asking (怎么申请 …).
@@ -450,10 +462,20 @@ class Matcher:
                            words: frozenset[str] | None = None) -> bool:
         """True when a word of the top item (name, alias or cue; or one of ``words``) overlaps the
         out-of-scope word at ``text[start:end]`` without containing it or lying inside it (领养 in 领养老金
-        crosses 养老金). The out-of-scope word is taken at its longest there (户口迁移, not 户口迁)."""
-        end = max((start + n for n in range(len(text) - start, end - start, -1)
-                   if text[start:start + n] in self._out_of_scope_set), default=end)
+        crosses 养老金). The out-of-scope word is taken at its longest there too (户口迁移, not 户口迁), and
+        crosses only when it does so read both ways: 户口本丢 (a longer listed word) crosses 丢了, but 户口本
+        does not, and 户口本丢了 is still about the household book.
+
+        Why both ways: the longest reading alone saved 户口本丢了 for the identity card (whose cue 丢了 it
+        crosses), though the word as found lies clear of it."""
+        longest_end = max((start + n for n in range(len(text) - start, end - start, -1)
+                           if text[start:start + n] in self._out_of_scope_set), default=end)
         words = self._item_words[top] if words is None else words
+        return all(self._crossed(text, start, stop, words) for stop in {end, longest_end})
+
+    @staticmethod
+    def _crossed(text: str, start: int, end: int, words: frozenset[str]) -> bool:
+        """True when one of ``words`` overlaps ``text[start:end]`` without containing it or lying inside it."""
         longest = max((len(w) for w in words), default=0)
         for first in range(max(0, start - longest + 1), end):
             for last in range(max(first + 2, start + 1), min(len(text), first + longest) + 1):
@@ -541,7 +563,7 @@ class Matcher:
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
         # a done matter is no evidence for itself between siblings ("社保我已经转好了，医保关系咋个转回来") nor
         # for the meaning of a generic word ("失业登记已经做了，失业金咋个领"; see _asked)
-        done = [c.text for c in split_clauses(normalized) if c.aside and DONE.search(c.text)]
+        done = _done_clauses(normalized)
         asked = self._asked(normalized)
         asked_compact = asked.replace(" ", "")
         dropped, outside = self._contrasted(compact, scored, done)
@@ -570,6 +592,7 @@ class Matcher:
                     "fallback", None, (), result.score)
             if result.action == "answer":
                 result = (self._open_question(normalized, held, scored)
+                          or self._asked_over_story(normalized, scored, result)
                           or self._close_sibling(normalized, held, scored, result))
             else:
                 result = self._anchored_options(held, scored, result)
@@ -620,7 +643,8 @@ class Matcher:
         a name or alias (:meth:`_each_named`), and only an out-of-scope word that counts against the top
         item (:meth:`_off_topic`) makes a fallback; after a done clause, words no item's texts know in what
         the rest asks suffice too (a follow-up about the done item itself — 发钱, 拿到, 激活, 还要办啥子 —
-        uses the catalogue's vocabulary)."""
+        uses the catalogue's vocabulary), unless the rest asks to do it again (重新弄一遍: the done item
+        itself, in everyday words)."""
         if not scored:
             return None
         clauses = split_clauses(normalized)
@@ -668,6 +692,8 @@ class Matcher:
         # what the rest asks (its clauses with a question word; else its last clause) speaks of a matter
         # no item's texts know: "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
         asking = [c.text for c in clauses if not c.aside and QUESTION.search(c.text)] or [rest.split(" ")[-1]]
+        if _AGAIN.search(" ".join(asking)):
+            return None  # "低保去年批下来了 今年还要重新弄一道不": the done item again, in everyday words
         unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self.index.weights}
         return MatchResult("fallback", None, (), round(scored[0][0], 2)) if len(unknown) >= 2 else None
 
@@ -696,6 +722,28 @@ class Matcher:
         score = next(value for value, ident in scored if ident == best)
         return MatchResult("answer", best, (best,), round(score, 2))
 
+    def _asked_over_story(self, normalized: str, scored: list[tuple[float, str]], result: MatchResult
+                          ) -> MatchResult | None:
+        """The runner-up, when it is within ``clarify_window`` of the answered item and clearly leads on
+        the question's asking clauses alone (see :meth:`_asked_option`); ``None`` otherwise.
+
+        Why: a clause that only tells the situation ("我腿脚不方便走不到社区") may read like another item
+        (the disability card) as much as the clause that asks reads like its own (低保能不能让网格员帮我递材
+        料); a point or two then answered the story. The asking clause is what the resident wants."""
+        close = [ident for score, ident in scored[: self.settings.max_candidates]
+                 if score >= result.score - self.settings.clarify_window]
+        if len(close) < 2:
+            return None
+        asked = self._asked_option(normalized, scored, MatchResult("clarify", None, tuple(close), result.score))
+        if asked.action != "answer" or asked.item is None or asked.item == result.item or result.item is None:
+            return None
+        asking = self._asking(normalized)
+        # only when the asking clauses name the runner-up whole and hold nothing of the answered item
+        if (not self._names_item(asking, self.index.position[asked.item])
+                or self.anchored(asking, (result.item,))):
+            return None
+        return asked
+
     def _asked(self, normalized: str) -> str:
         """The question without its clauses that report something done ("已经在社区做了失业登记", "社保我
         已经转好了"), when what is left still says something; else the question.
@@ -706,10 +754,10 @@ class Matcher:
         the items apart (我是退役士兵，想办个优待证). ``[contrast]`` families read the whole question and
         only discount, in a done clause, the item it completed (see :meth:`_contrasted`): its other words
         still tell (刚办了一级残疾证，……能申请哪些补贴: 一级 is the nursing subsidy's)."""
-        clauses = split_clauses(normalized)
-        if not any(c.aside and DONE.search(c.text) for c in clauses):
+        done = _done_clauses(normalized)
+        if not done:
             return normalized
-        rest = " ".join(c.text for c in clauses if not (c.aside and DONE.search(c.text)))
+        rest = " ".join(c.text for c in split_clauses(normalized) if c.text not in done)
         return rest if len(units("".join(self._core(rest)))) >= self.settings.min_units else normalized
 
     def _each_named(self, text: str, idents: Sequence[str], aside: str) -> bool:
@@ -1000,7 +1048,8 @@ class Matcher:
         the running (残疾证: new or renewed). The two sides must name *different* items: when one item
         is the best of both (丧葬费和抚恤金: the insured's death benefits; 骨灰盒和火化的钱: the funeral
         subsidy) it is one need. A list after 是 tells who the resident is (我是低保户和残疾人), one after
-        带 what to bring (要带身份证和社保卡): neither is a need."""
+        带 what to bring (要带身份证和社保卡): neither is a need. Nor is a side that is an office alone
+        (去社区还是社保局登记): where to go, though 社区 is in an item's name."""
         found = self._occurrences(normalized, pool)
         members = set(pool)
         chosen: set[str] | None = None
@@ -1020,6 +1069,9 @@ class Matcher:
                 # who the resident is (我是低保户和残疾人) or has (身份证社保卡都在), what to bring (要带身份证和
                 # 社保卡) or what a need named before requires (申请生育津贴需要出生证明还是结婚证), or done
                 continue
+            if any(_GOING_TO_OFFICE.fullmatch(normalized[min(o[0] for o in side): max(o[1] for o in side)])
+                   for side in (left, right)):
+                continue  # 去社区还是社保局登记: two offices to go to for one need, not two needs
             named = [self._named_by(normalized, side, members) for side in (left, right)]
             if not all(named):
                 continue
@@ -1064,10 +1116,12 @@ class Matcher:
     def _said_of_one(self, normalized: str, clause_start: int, start: int, end: int, best: Sequence[int]) -> bool:
         """True when what the clause says of the list (after it, or in a 的 modifier before it) is a
         specific word of one side's item only: the list is that item's object (职工养老和农村养老能合并不:
-        merging is the transfer; 灵活就业的医保和养老: both are the flexible workers' insurance)."""
+        merging is the transfer; 灵活就业的医保和养老: both are the flexible workers' insurance). 一起 (是不是一起办)
+        takes both sides and says nothing of one, though one item's questions use it."""
         clause_end = normalized.find(" ", end)
         before = normalized[clause_start:start]
         rest = (before if before.endswith("的") else "") + " " + normalized[end: clause_end if clause_end >= 0 else None]
+        rest = _JOINTLY.sub(" ", rest)  # 一起 takes both sides (是不是一起办), whoever's questions use it
         held = anchor_grams(self._core(rest), rest)
         return bool(held & self._specific_anchors[best[0]]) != bool(held & self._specific_anchors[best[1]])
 
@@ -1318,6 +1372,10 @@ _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶
 _OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公安|税务|退役军人事务|残疾人联合会|政府)局|残联|派出所|"
                      r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
                      r"居委会|村委会|村委|办事处|办公室")
+#: Doing a thing again (重新弄, 再办一次, 每年都要): after a done clause, a question about that very item.
+_AGAIN = re.compile(r"重新|再(?:弄|办|申请|认定|交|做|来|搞)|(?:每年|年年)都?要")
+#: An office as where to go (去社区, 到社保局): a side of a list that names a place, not a need.
+_GOING_TO_OFFICE = re.compile(r"(?:去|到|在|找)?(?:" + _OFFICE.pattern + ")")
 #: What such a question asks besides the office: hours (who is on duty too), days, phone, place.
 _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|值班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
@@ -1341,8 +1399,14 @@ _REQUIRED = re.compile(r"(?:要|需要|得|是不是要)(?![^ ]*(?:办|申请|�
 #:可不可以报): group 1 is who they are — a status, not a need.
 _DESCRIBED = re.compile(r"^([^ ]{2,8}?(?:户|人员)?的(?:人)?)(?:也|都)?(?:能|可以|可不可以|能不能|算不算|有没有资格)")
 #: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
-#: 快递公司打工, 快递站老板, 快递员): the situation, not the topic (see ``_workplace``) ...
-_WORKS_AT = re.compile(r"(?:公司|店|馆|厂|站|点|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)|员|小哥")
+#: 快递公司打工, 快递站老板, 快递员), or the job held there (在物业当保安, 在酒店做保洁): the situation, not
+#: the topic (see ``_workplace``) ...
+_WORKS_AT = re.compile(r"(?:公司|店|馆|厂|站|点|里|头|上)?(?:老板|上班|打工|干活|做事|做工|务工|帮工|的活)|员|小哥"
+                       r"|(?:公司|店|馆|厂|站|点|里|头|上)?(?:当|做|干)(?:个|了)?(?:保安|保洁|门卫|清洁工|服务员|收银员|"
+                       r"厨师|司机|小工|杂工|临时工|护工|会计|搬运工|装卸工|学徒)")
+#: An out-of-scope word followed by one of these is who told the resident something (民警说, 医生讲, 老师让我):
+#: the source of the need, not its topic (see ``Matcher._topics``).
+_SPEAKER = re.compile(r"(?:跟我|给我|和我)?(?:说|讲|告诉|叫我|让我|喊我)")
 #: ... and so is one opened as a trade (开个火锅店, 开了家超市): the business the resident runs or plans.
 _OPENS = re.compile(r"开(?:个|了|家|一家|间|了个|了家)?$")
 _TRADE = re.compile(r"(?:店|馆|铺|厂|摊)")
@@ -1359,6 +1423,8 @@ _LIST_WORDS = ("和", "跟", "与", "及", "或", "还有", "还是", "同", "�
 _JOINER = re.compile(r" ?(?:以及|还有|或者|还是|和|跟|与|及|或|同) ?")
 #: After two names side by side, one of these takes them together ("身份证社保卡都丢了").
 _TOGETHER = re.compile(r"\s?(?:都|一起|两个|两样|全)")
+#: After a list, what does both together ("是不是一起办", "能一块转不"): no word of one side's item.
+_JOINTLY = re.compile(r"一起|一块儿?|一同|同时")
 #: A modifier both listed things share: 老人的证和补贴 is 老人证 and 老人补贴.
 _SHARED_MODIFIER = re.compile(r"([^ 的]{2,4})的([^ 的]{1,2})(和|跟|与|及|还有|或者|还是)([^ 的]{1,2})")
 #: A short modifier that may open the second of two listed things ("居住证还是社区开的居住证明").
@@ -1371,6 +1437,18 @@ _LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
 #: A list right after 要/需要 that follows a need in the same clause: what that need requires
 #: ("申请生育津贴需要出生证明还是结婚证"), not two needs (unlike "要居住证还是社区开的居住证明").
 _NEEDS_LISTED = re.compile(r"(?:办|申请|领|开|补|换|交|上)[^ ]+?(?:要|需要|得)$")
+
+
+def _done_clauses(normalized: str) -> list[str]:
+    """The clauses that report something done (see ``DONE``) — none when the question asks to do it
+    again (重新, 再办, 每年都要: "去年认定了特困 今年还要重新弄一遍不").
+
+    Why: a done matter is no evidence for itself between siblings nor for what a generic word means
+    (see ``Matcher._asked``, ``Matcher._contrasted``); but one asked about again is the very matter
+    asked, and setting its words aside then left a sibling's everyday word to decide."""
+    if _AGAIN.search(normalized.replace(" ", "")):
+        return []
+    return [c.text for c in split_clauses(normalized) if c.aside and DONE.search(c.text)]
 
 
 def _or_at_joint(clause: str, joiner: str, at: int) -> str:
@@ -1396,7 +1474,7 @@ def _over_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bo
 def _workplace(compact: str, start: int, end: int) -> bool:
     """True when the out-of-scope word at ``compact[start:end]`` is where the resident works or trades:
     followed by 老板, 上班, 打工 … ("在超市上班", "餐馆老板拖工资", "快递站老板"), by 员/小哥 (the
-    worker: "几个快递员的工资"), or opened as a trade ("开个火锅店").
+    worker: "几个快递员的工资"), by the job held there ("在物业当保安"), or opened as a trade ("开个火锅店").
 
     Why: a long question tells who the resident is before the need, often in the same clause
     ("我一个人在超市上班一个月两千多…能申请…不", "餐馆老板拖工资"); the place is the situation of the
