@@ -30,11 +30,19 @@ class GenericWords:
     """The ``[ambiguous]`` rule over one knowledge snapshot's index (built with the matcher)."""
 
     def __init__(self, index: ItemIndex, anchors: Sequence[frozenset[str]], contrast: Contrast,
-                 settings: "MatcherSettings") -> None:
-        """``anchors``: per item position, its anchor grams (name, alias, cue), as the matcher built them."""
+                 settings: "MatcherSettings", specific: Sequence[frozenset[str]] | None = None) -> None:
+        """``anchors``: per item position, its anchor grams (name, alias, cue), as the matcher built them;
+        ``specific``: the few-item ones among them (see ``Matcher._compile_anchors``; default: none)."""
         self.index = index
         self.settings = settings
         self._anchors = anchors
+        self._specific = specific if specific is not None else [frozenset() for _ in anchors]
+        owners: dict[str, int] = {}
+        for grams in self._specific:
+            for gram in grams:
+                owners[gram] = owners.get(gram, 0) + 1
+        # character anchors of one item alone: what names that item and nothing else (摔伤)
+        self._own = [frozenset(g for g in grams if g[0] == "b" and owners[g] == 1) for grams in self._specific]
         self._contrast = contrast
 
     def clarify(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
@@ -87,9 +95,27 @@ class GenericWords:
                 # question may be about it (残疾人补贴有哪些 → also the veterans' disability pension)
                 floor = scored[0][0] - self.settings.clarify_window
                 options += [ident for score, ident in scored if score >= floor and ident not in ids]
+                options += self._named_by_rest(rest, scored, options)
             return MatchResult("clarify", None, tuple(options[: self.settings.max_candidates]),
                                round(ranked[0][0], 2) if ranked else 0.0)
         return None
+
+    def _named_by_rest(self, rest: str, scored: list[tuple[float, str]], taken: Sequence[str]) -> list[str]:
+        """Items outside the generic word's that the rest of the question names by an anchor of their own
+        (a character bigram of a name, alias or cue that no other item has), among the candidates that
+        score at least ``clarify_min``.
+
+        Why: the generic word asks which of its items is meant, but the rest may name yet another need
+        ("在外面摔伤了住院 能报啥": 外面住院 means the reimbursement or the filing, 摔伤 the work injury);
+        scored as a whole, that item trails the word's items, and the clarify left it out. Only a bigram
+        no other item has: one shared by a few (回来, 新办, 证丢) is met by accident in everyday wording."""
+        parts = tuple(part for part in rest.split(" ") if part)
+        if not parts:
+            return []
+        grams = anchor_grams(parts, " ".join(parts))
+        return [ident for score, ident in scored[: self.settings.max_candidates * 2]
+                if score >= self.settings.clarify_min and ident not in taken
+                and grams & self._own[self.index.position[ident]]]
 
     def without_kin(self, joined: str, members: Sequence[int]) -> str:
         """The question without every generic word (``[ambiguous]``) that may mean each of ``members``:

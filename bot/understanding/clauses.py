@@ -65,6 +65,13 @@ _GOT = re.compile(_NOT_DONE + rf".*(?:{_DONE_VERBS})了[^ ]+$")
 _CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:是|属于)|"
                       r"(?:交|缴|领|办|买|吃)了?的|的$|"
                       r"^(?:已经)?(?:离婚了|结婚了|离了婚|结了婚)$|"  # a marriage or divorce done (see _CLAUSE_BREAK)
+                      # someone's age alone ("我妈80多了", "他都78岁了"): who the need is for — a closing 怎么办
+                      # asks about the need, not about the age
+                      r"^[^ ]{0,4}?(?:都|已经|快|满|今年|才)?\d+(?:多|几)?(?:周岁|岁)?(?:了|啦)?$|"
+                      # someone described by a service they had, and what befell them ("领养老金的人去世了",
+                      # "吃低保的老人走了"): who the person is, not a need — unless the clause goes on to ask
+                      r"^[^ ]{0,3}?(?:交|缴|领|办|买|吃)了?[^ ]{1,6}?的(?:人|老人)"
+                      r"(?![^ ]*(?:办|申请|领|补|换|交|开|报|转|要|想|能|可以|怎么|哪|多少|多久|吗|不$))|"
                       # a business planned, as the reason of the need ("准备开个奶茶店"; not 想开店贷款: it asks)
                       r"^(?:我|我们|他|她)?(?:准备|打算)[^ ]{0,4}?开(?:个|1个|家|间)?[^ ]{0,5}(?:店|馆|厂|超市|小卖部|农家乐|公司)$")
 #: A clause that reports a service refused or not yet got, asking nothing ("申请低保没过", "还没办残疾证"):

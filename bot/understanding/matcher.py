@@ -182,7 +182,7 @@ class Matcher:
                 siblings[self.index.ids[member]].update(self.index.ids[m] for m in members if m != member)
         # items a generic word of [ambiguous] may mean together: they answer the same vague questions
         self._siblings = {ident: frozenset(others) for ident, others in siblings.items()}
-        self.generic = GenericWords(self.index, self._anchors, self._contrast, self.settings)
+        self.generic = GenericWords(self.index, self._anchors, self._contrast, self.settings, self._specific_anchors)
 
     def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
                          ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
@@ -391,7 +391,8 @@ class Matcher:
                     or _SPEAKER.match(compact, end)):
                 continue
             clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
-            if (_ASKED_FOR.match(compact[:clause_end], end)
+            if not _brought(compact, start, end) and (
+                    _ASKED_FOR.match(compact[:clause_end], end)
                     or _ASKING_FOR.search(compact[max(clause_start, start - 4):start])):
                 asked = True
             elif (self._context_only(compact, clauses, start, end, top)
@@ -1415,6 +1416,9 @@ _TRADE = re.compile(r"(?:店|馆|铺|厂|摊)")
 _PLACE_BEFORE = re.compile(r"(?:在|到|从)$")
 _PLACE_AFTER = re.compile(r"(?:上(?!班|门|户|牌|的)|里(?!的)|门口|柜台|窗口|那边|那里)")
 _MATERIAL_BEFORE = re.compile(r"(?:带|准备|提供)$")
+#: A paper taken along to do the need (see ``_brought``): 拿/带 before it, 去/到 after it.
+_BRINGING_BEFORE = re.compile(r"(?:拿|带)(?:上|着)?$")
+_TAKEN_TO = re.compile(r"(?:去|到)")
 
 
 #: Words that list things: what ``Matcher._several_named`` looks for before doing any work.
@@ -1497,7 +1501,17 @@ def _framed_aside(compact: str, start: int, end: int) -> bool:
     # 搬到哪 + 里 is 哪里, no place after a word
     after = _PLACE_AFTER.match(compact, end) and compact[end - 1] not in "哪那这"
     return bool(_PLACE_BEFORE.search(compact, max(0, start - 2), start) or after
-                or _MATERIAL_BEFORE.search(compact, max(0, start - 3), start))
+                or _MATERIAL_BEFORE.search(compact, max(0, start - 3), start) or _brought(compact, start, end))
+
+
+def _brought(compact: str, start: int, end: int) -> bool:
+    """True when the out-of-scope word at ``compact[start:end]`` is a paper taken somewhere to do the need:
+    after 带/拿 and before 去/到 ("要拿死亡证明去哪里办", "带户口本到哪里申请").
+
+    Why: the 去哪里办 after it asks where the need is done with the paper in hand, not how to get the
+    paper itself (unlike "死亡证明去哪里办"), so the word is neither what is asked for (``_topics``) nor
+    more than a material of the need named elsewhere (火化费 … 有补贴)."""
+    return bool(_BRINGING_BEFORE.search(compact, max(0, start - 2), start) and _TAKEN_TO.match(compact, end))
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]
