@@ -241,3 +241,9 @@ def clause_spans(normalized: str) -> list[tuple[int, int, bool]]:
             spans.append((position, position + len(part), bool(QUESTION.search(part))))
             position += len(part)
     return spans
+
+
+#: Offices (not items): a question about one of them alone is about its hours or whereabouts.
+OFFICE = re.compile(r"(?:社保|医保|人社|劳动|民政|卫健|司法|公安|税务|退役军人事务|残疾人联合会|政府)局|残联|派出所|"
+                    r"政务(?:服务)?中心|(?:便民)?服务(?:中心|大厅|站)|办事大厅|大厅|社区|街道办?|(?:镇|乡)政府|"
+                    r"居委会|村委会|村委|办事处|办公室")
