@@ -46,7 +46,7 @@ _DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|�
 #: wants, lacks, adds or asks it ("想把证领了", "还没办", "把低保也办了", "交了社保能领多少") or reports a loss
 #: ("身份证搞丢了"). One definition for every reader: ``split_clauses`` (a done clause is no second need) and
 #: through it ``Matcher._after_context`` (the item done is not the one asked about), ``Matcher._asked``
-#: (nor evidence between siblings) and ``Matcher._listed`` (nor a list of needs).
+#: (nor evidence between siblings) and ``Lists._listed`` (nor a list of needs).
 #: A day or time gone by, opening a clause ("前几天在派出所办身份证", "上个月去社区交了材料"): with a verb of the
 #: service and nothing asked, wanted or lost, what was done then — the story before the need, not a need.
 _PAST = r"(?:前几天|前两天|前段时间|前些天|上个月|上周|上个星期|上礼拜|昨天|前天|去年|前年)"

@@ -39,7 +39,7 @@ The matcher is pure: no I/O, no clock, no randomness; the same snapshot always g
 The item index and its scoring live in :mod:`bot.understanding.index`, the ``[contrast]`` families
 in :mod:`bot.understanding.contrast`, the generic words' rule (``[ambiguous]``) in
 :mod:`bot.understanding.ambiguity`, the lists of names ("A和B") in :mod:`bot.understanding.lists`,
-clause splitting in :mod:`bot.understanding.clauses` and the gram functions in
+two needs in one message in :mod:`bot.understanding.needs`, clause splitting in :mod:`bot.understanding.clauses` and the gram functions in
 :mod:`bot.understanding.grams`; this module holds the decision and its other rules.
 """
 
@@ -48,16 +48,16 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cache, partial
 from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.understanding.ambiguity import GenericWords
-from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, Clause, clause_spans, split_clauses
+from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, clause_spans, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import WordScan, anchor_grams, grams_of, occurring, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
 from bot.understanding.lists import Lists
 from bot.understanding.model import MatchResult, ServiceItem
+from bot.understanding.needs import TwoNeeds
 from bot.understanding.normalize import mask_digit_strings
 
 
@@ -109,7 +109,7 @@ class MatcherSettings:
     subject_margin: float = 40.0     # ... or holds every anchor the top has in it, within this many points,
     subject_max_items: int = 3       # when at most this many candidates do
     clause_min: float = 50.0         # a clause alone must answer its item this clearly to count as a
-    clause_margin: float = 5.0       # second need (see Matcher._two_needs) ...
+    clause_margin: float = 5.0       # second need (see TwoNeeds.clarify) ...
     clause_anchor_max_items: int = 3  # ... and hold an anchor this specific (not 登记, 补贴: 去哪里登记
                                       # is the aspect of the first need, not a second one)
     added_clause_min: float = 35.0   # a clause that adds a matter (也, 还, 顺便) naming its item by a name,
@@ -121,10 +121,6 @@ class MatcherSettings:
                                      # to anchor anything (社区, 孩子); it still scores
 
 
-#: A clause cut for scoring (see ``Matcher._clause_cut``): its core, the core's grams, its anchor grams.
-_ClauseCut = tuple[tuple[str, ...], set[str], set[str]]
-#: The item a clause answers clearly, the anchors of it the clause holds, whether it names it (``_clause_claim``).
-_Claim = tuple[str, set[str], bool]
 
 
 class Matcher:
@@ -171,6 +167,8 @@ class Matcher:
         self._question_anchors = self._compile_question_anchors(items)
         self.lists = Lists(self.index, self.settings, self._contrast, core, self._names, self._name_owners,
                            self._anchors, self._specific_anchors)
+        self.needs = TwoNeeds(self.index, self.settings, self._contrast, core, self._names, self._name_owners,
+                              self._anchors, self._specific_anchors, self.anchored, self._names_item)
         siblings: dict[str, set[str]] = defaultdict(set)
         for _term, members in self.index.ambiguous:
             for member in members:
@@ -569,7 +567,7 @@ class Matcher:
         dropped |= outside
         if dropped:  # 医保转回旺苍: the pension transfer reads alike, but 医保 rules it out
             scored = [pair for pair in scored if pair[1] not in dropped]
-        ambiguous = (self.lists.several_named(normalized, scored, ranked) or self._two_needs(normalized, scored)
+        ambiguous = (self.lists.several_named(normalized, scored, ranked) or self.needs.clarify(normalized, scored)
                      or self.generic.clarify(self._core(asked) if asked != normalized else segments, scored, dropped,
                                         asked_compact))
         if ambiguous:
@@ -934,211 +932,6 @@ class Matcher:
         return self._names is not None and any(
             index in self._name_owners[m.group(0)] for m in self._names.finditer(text))
 
-    def _two_needs(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """Clarify when two clauses of the question ask for two different items ("我想办低保，还要开个
-        证明", "残疾证到期了，顺便问下护理补贴咋个领", "在工地摔伤了，工资也不给").
-
-        Why per clause: scored as a whole, the clause with more words wins and the other need is
-        silently dropped. A clause counts when it asks or complains about something (办, 领, 咋个, 不发 …;
-        see :func:`split_clauses`), so context ("我是低保户，…") does not make a second need, and only when it
-        alone answers one item clearly, with an anchor of that item inside it (see ``_clause_claim``).
-        A clause that only states the matter ("在工地摔伤了") counts too when another adds a second one
-        to it (也, 还, 再). Only the overall best candidates are scored again, and only clauses that
-        hold an anchor of one of them, so this costs a few set operations, not a second search."""
-        clauses = split_clauses(normalized)[-self.settings.max_clauses:]
-        if len(clauses) < 2 or not scored:
-            return None
-        pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
-        best = scored[0][1]
-        possible = self._possible_needs(clauses, pool, best)
-        if possible is None:
-            return None
-        cuts, winnable = possible
-        claims: dict[Clause, _Claim | None] = {}
-
-        def winner(clause: Clause, further: bool = False) -> str | None:
-            """The clause's winner; its scoring (the costly part) done once per clause, whatever ``further``."""
-            if clause not in claims:
-                claims[clause] = self._clause_claim(clause, pool, best, cuts.get(clause))
-            return self._clause_winner(clause, best, further, claims[clause])
-
-        # a second need is an item other than the best one, which only a clause that may name one can win,
-        # and ``further`` (like the materials below) only takes such wins away: when none is won without
-        # it, there is none at all
-        if all(winner(clause) in (None, best) for clause, idents in winnable.items() if idents - {best}):
-            return None
-        asked: list[tuple[Clause, str | None]] = []
-        for clause in clauses:
-            if clause.asks:
-                # after the need's own clause, a clause that follows it without a word adding a matter
-                # may only ask further about that need (see _clause_winner)
-                further = clause.follows and any(ident == best for _, ident in asked)
-                asked.append((clause, winner(clause, further)))
-        # a paper the need's own clauses ask whether to bring is its material: what befalls it later ("要带原
-        # 离婚证不 离婚证丢了咋办") is about that need, not a second one
-        materials = " ".join(clause.text for clause in clauses if clause.aside and MATERIAL.search(clause.text))
-        distinct = {ident for _, ident in asked
-                    if ident and not (ident != best and materials and self.anchored(materials, (ident,)))}
-        if not distinct:
-            return None
-        if any(clause.adds for clause, ident in asked if ident):
-            # "在工地摔伤了，工资也不给": the matter the other clause adds a second one to — not scored when
-            # every item that could win it is among the winners already
-            for clause in clauses:
-                if not clause.asks and not clause.context and not winnable.get(clause, frozenset()) <= distinct:
-                    ident = winner(clause)
-                    if ident:
-                        distinct.add(ident)
-        if len(distinct) < 2 or best not in distinct:
-            return None
-        options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
-        return MatchResult("clarify", None, options, round(scored[0][0], 2))
-
-    def _possible_needs(self, clauses: Sequence[Clause], pool: Sequence[str], best: str
-                        ) -> tuple[dict[Clause, _ClauseCut | None], dict[Clause, frozenset[str]]] | None:
-        """The clauses :meth:`_two_needs` may find a need in, each cut for :meth:`_clause_claim` (``None``:
-        too short to count), and the items each of them could be won by whatever the scores (see
-        :meth:`_may_win`); ``None`` when no two of them can name two items, the best one among them:
-        fewer than two such clauses, or none that could be won by the best item, or none by another.
-
-        Why: most long questions ask for one thing; this rules the rescoring of their clauses (a search
-        over the candidates each) out with a few set operations."""
-        candidates = [clause for clause in clauses if clause.asks]
-        if any(clause.adds for clause in candidates):
-            candidates += [clause for clause in clauses if not clause.asks and not clause.context]
-        if len(candidates) < 2:
-            return None  # one clause names one item at most
-        cuts = {clause: self._clause_cut(clause) for clause in candidates}
-        position = self.index.position
-        winnable: dict[Clause, frozenset[str]] = {}
-        for clause, cut in cuts.items():
-            if cut is not None:
-                loose = cache(partial(self._loosely_named, clause))  # looked for only when it matters
-                held = {gram for gram in cut[2] if gram[0] == "b"}  # a win needs one in characters
-                lacking = held - self._anchors[position[best]]  # (another item needs one of these)
-                winnable[clause] = frozenset(ident for ident in pool if self._may_win(
-                    held if ident == best else lacking, position[ident], loose))
-        names_best = any(best in idents for idents in winnable.values())
-        names_other = any(idents - {best} for idents in winnable.values())
-        return (cuts, winnable) if names_best and names_other else None
-
-    def _clause_cut(self, clause: Clause) -> _ClauseCut | None:
-        """A clause's core, its scoring grams and its anchor grams; ``None`` when the core is too short
-        to answer anything (fewer than ``min_units`` characters)."""
-        segments = self._core(clause.text)
-        if len(units("".join(segments))) < self.settings.min_units:
-            return None
-        scoring = grams_of(segments)
-        return segments, scoring, anchor_grams(segments, clause.text, scoring)
-
-    def _loosely_named(self, clause: Clause) -> frozenset[int]:
-        """The items :meth:`_clause_claim` may take any anchor of in the clause, not only a specific one:
-        those it names whole when it adds a matter, and those a generic word in it may mean (a superset
-        of the ones a [contrast] word then resolves)."""
-        named = {index for term, members in self.index.ambiguous if term in clause.text for index in members}
-        if clause.adds and self._names is not None:
-            named.update(index for m in self._names.finditer(clause.text) for index in self._name_owners[m.group(0)])
-        return frozenset(named)
-
-    def _may_win(self, held: set[str], index: int, loose: Callable[[], frozenset[int]]) -> bool:
-        """True when a clause with these anchor grams (``held``: those in characters; for another item than
-        the best one, only those the best item lacks) could be won by the item, whatever the scores: the
-        last test of :meth:`_clause_claim` and :meth:`_clause_winner` with every score passing — a specific
-        anchor of the item, or any anchor for the ``loose()`` items. (A specific anchor is an anchor too,
-        so ``loose()`` is only needed without one.)"""
-        return not held.isdisjoint(self._specific_anchors[index]) or (
-            not held.isdisjoint(self._anchors[index]) and index in loose())
-
-    def _clause_claim(self, clause: Clause, pool: Sequence[str], best: str, cut: _ClauseCut | None = None
-                      ) -> _Claim | None:
-        """The item one clause alone answers clearly (≥ ``clause_min``, ``clause_margin`` ahead), with the
-        anchors of it the clause holds: *specific* anchors that the overall best item lacks (备案 belongs to
-        the association and to the out-of-town treatment: the first need's word, not a second need), and
-        whether the clause names it; ``None`` when no item is answered clearly, or the clause names it only
-        as who someone is (see :meth:`_named_as_status`). The item wins the clause when it holds such an
-        anchor (see :meth:`_clause_winner`).
-
-        Two exceptions take any anchor: a generic word whose other items a [contrast] word in the
-        clause rules out (社保卡也丢了: 社保卡 is in four items' names, but 丢 leaves the replacement),
-        and a clause that adds a matter by naming its item (把医保也上了: 医保 is a generic word of
-        the enrolment), which also needs only ``added_clause_min``: such clauses are short."""
-        s = self.settings
-        cut = cut or self._clause_cut(clause)
-        if cut is None:
-            return None
-        segments, scoring, grams = cut
-        if not any(grams & self._anchors[self.index.position[ident]] for ident in pool):
-            return None  # names none of the candidates: not worth scoring
-        ranked = self.index.ranked(segments, pool, scoring)
-        ruled_out: frozenset[str] = frozenset()
-        if self._contrast.families and len(ranked) > 1:
-            ruled_out, _ = self._contrast.ruled_out(clause.text.replace(" ", ""),
-                                                    {i for _, i in ranked[:s.max_candidates]})
-            ranked = [pair for pair in ranked if pair[1] not in ruled_out]
-        if not ranked:
-            return None
-        top, ident = ranked[0]
-        index = self.index.position[ident]
-        if self._named_as_status(clause.text, index):
-            return None  # "不是低保户能领不": who the resident is, asked about another need
-        runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
-        named = clause.adds and self._names_item(clause.text, index)
-        if (top.score < (s.added_clause_min if named else s.clause_min) or top.score - runner_up < s.clause_margin
-                or top.matched < s.min_evidence):
-            return None
-        resolved = ruled_out and any(
-            term in clause.text and index in members and any(self.index.ids[i] in ruled_out for i in members)
-            for term, members in self.index.ambiguous)
-        held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
-        if ident != best:
-            held -= self._anchors[self.index.position[best]]
-        return ident, held, named
-
-    def _clause_winner(self, clause: Clause, best: str, further: bool, claim: _Claim | None) -> str | None:
-        """The item the clause asks for (see :meth:`_clause_claim`), or ``None``.
-
-        A clause that may ask ``further`` about the best item's need (it follows that need's clause
-        after a bare pause: "医保年限要接续过来，要开啥子凭证", "想做点公益 咋个注册 有莫得证书") must
-        name its item whole or hold more than one specific word-pair of it: one shared word (证书, 凭证,
-        工资, 每月) is the aspect asked about — papers, checks, pay — not a second need; "低保咋个办",
-        "康复训练有没有救助" still are; nor is one asking whether the need requires something ("要每年审核不").
-
-        The anchor held must be one in characters, not only a sound: a short clause shares a folded-pinyin
-        bigram with some long name by accident (要自己去申请: 去申 sounds like 领取申请 of the pension claim's
-        name), and the clause then made a second need of "高龄补贴是自动发还是要自己去申请"."""
-        if claim is None:
-            return None
-        ident, held, named = claim
-        if ident != best and further:
-            if _REQUIRED.fullmatch(clause.text.replace(" ", "")):
-                return None  # "要每年审核不": whether the need requires it, not a need of its own
-            if (not named and not self._names_item(clause.text, self.index.position[ident])
-                    and sum(gram.startswith("b") for gram in held) < 2):
-                return None
-        return ident if any(gram[0] == "b" for gram in held) else None
-
-    def _named_as_status(self, text: str, index: int) -> bool:
-        """True when the clause names the item only as who someone is — right after 是, 不是, 属于, 算
-        ("不是低保户能领不", "是五保户可以优先不"), or as the people it describes before 的 and whether they may
-        ("灵活就业的能领不", "灵活就业的能登记不") — and holds no other anchor of it.
-
-        Why: such a clause asks whether the need of another clause is open to that status; the status
-        is an item's name (低保, 灵活就业), but nobody asks for it there, so it is no second need."""
-        if self._names is None:
-            return False
-        compact = text.replace(" ", "")
-        described = _DESCRIBED.match(compact)
-        if described:  # "灵活就业的能领不": only what follows the people described may name the need, by a
-            rest = compact[described.end(1):]  # word of its own (登记 of 能登记不 is the other clause's too)
-            return not anchor_grams(self._core(rest), rest) & self._specific_anchors[index]
-        spans = [m.span() for m in self._names.finditer(compact) if index in self._name_owners[m.group(0)]]
-        if not spans or not all(_STATUS.search(compact, 0, start) for start, _ in spans):
-            return False
-        rest = compact
-        for start, end in reversed(spans):
-            rest = rest[:start] + " " + rest[end:]
-        return not anchor_grams(self._core(rest), rest) & self._anchors[index]
-
 
 def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResult:
     """The calibrated three-way decision on a best-first score list."""
@@ -1187,14 +980,6 @@ _ASKED_MATTER = re.compile(r"[^ ]{0,4}?(?:(?:几点|啥时候|什么时候|好�
                            r"(?:要|需要|得|能|可以)?(?:在网上|网上|提前)?预约|(?:怎么|哪里?|去哪里?|在哪里?)注销)")
 #: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
-#: Before a name, what makes it who someone is ("不是低保户", "是五保户", "属于特困"), not what is asked for.
-_STATUS = re.compile(r"(?<!是)(?:不是|是|属于|算)(?:个)?$")
-#: Whether something is required, with no verb of a need of its own ("要每年审核不", "需要本人去吗"): after
-#: the need's clause, a question about that need.
-_REQUIRED = re.compile(r"(?:要|需要|得|是不是要)(?![^ ]*(?:办|申请|领|开|补|换|交|缴|转|上|续|注销))[^ ]{1,8}(?:不|吗|嘛)")
-#: A clause that opens with the people it is about, then asks whether they may (灵活就业的能领不, 低保户的
-#:可不可以报): group 1 is who they are — a status, not a need.
-_DESCRIBED = re.compile(r"^([^ ]{2,8}?(?:户|人员)?的(?:人)?)(?:也|都)?(?:能|可以|可不可以|能不能|算不算|有没有资格)")
 #: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
 #: 快递公司打工, 快递站老板, 快递员), or the job held there (在物业当保安, 在酒店做保洁): the situation, not
 #: the topic (see ``_workplace``) ...
@@ -1268,5 +1053,3 @@ def _brought(compact: str, start: int, end: int) -> bool:
     paper itself (unlike "死亡证明去哪里办"), so the word is neither what is asked for (``_topics``) nor
     more than a material of the need named elsewhere (火化费 … 有补贴)."""
     return bool(_BRINGING_BEFORE.search(compact, max(0, start - 2), start) and _TAKEN_TO.match(compact, end))
-
-
