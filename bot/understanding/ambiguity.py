@@ -8,8 +8,8 @@ members apart (:meth:`GenericWords._telling`), and a lead big enough on that res
 (:meth:`GenericWords.lead`), or a longer name of one member, or ``[contrast]`` words ruling the others out.
 
 Split out of :mod:`bot.understanding.matcher` (which calls :meth:`GenericWords.clarify` in its
-decision) because it is one rule with its own helpers; it reads the matcher's index, anchors, contrast
-families and settings and changes none of them.
+decision) because it is one rule with its own helpers; it reads the matcher's index, the items' anchors
+(:class:`~bot.understanding.names.ItemNames`), contrast families and settings and changes none of them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, occurring, remove_loosely, units
 from bot.understanding.index import ItemIndex
 from bot.understanding.model import MatchResult
+from bot.understanding.names import ItemNames
 from bot.understanding.phonetic import syllable
 
 if TYPE_CHECKING:
@@ -29,20 +30,18 @@ if TYPE_CHECKING:
 class GenericWords:
     """The ``[ambiguous]`` rule over one knowledge snapshot's index (built with the matcher)."""
 
-    def __init__(self, index: ItemIndex, anchors: Sequence[frozenset[str]], contrast: Contrast,
-                 settings: "MatcherSettings", specific: Sequence[frozenset[str]] | None = None) -> None:
-        """``anchors``: per item position, its anchor grams (name, alias, cue), as the matcher built them;
-        ``specific``: the few-item ones among them (see ``Matcher._compile_anchors``; default: none)."""
+    def __init__(self, index: ItemIndex, names: ItemNames, contrast: Contrast, settings: "MatcherSettings") -> None:
+        """``names``: per item position, its anchor grams (name, alias, cue) and the specific ones among
+        them, as the matcher built them."""
         self.index = index
         self.settings = settings
-        self._anchors = anchors
-        self._specific = specific if specific is not None else [frozenset() for _ in anchors]
+        self._names = names
         owners: dict[str, int] = {}
-        for grams in self._specific:
+        for grams in names.specific:
             for gram in grams:
                 owners[gram] = owners.get(gram, 0) + 1
         # character anchors of one item alone: what names that item and nothing else (摔伤)
-        self._own = [frozenset(g for g in grams if g[0] == "b" and owners[g] == 1) for grams in self._specific]
+        self._own = [frozenset(g for g in grams if g[0] == "b" and owners[g] == 1) for grams in names.specific]
         self._contrast = contrast
 
     def clarify(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
@@ -224,13 +223,13 @@ class GenericWords:
                 out.add("u" + unit)
                 if index >= 2:
                     skipped = "b" + parts[index - 2] + unit
-                    if any(skipped in self._anchors[i] for i in members):
+                    if any(skipped in self._names.anchors[i] for i in members):
                         out.add(skipped)
                 if not index:
                     continue
                 pair = ("b" + parts[index - 1] + unit, "p" + keys[index - 1] + "|" + keys[index])
                 if (new_to_some(parts[index - 1]) or new_to_some(unit)
-                        or any(gram in self._anchors[i] for gram in pair for i in members)):
+                        or any(gram in self._names.anchors[i] for gram in pair for i in members)):
                     out.update(pair)
         return out
 
@@ -249,7 +248,7 @@ class GenericWords:
             return False
         parts = tuple(part for part in rest.split(" ") if part)
         grams = anchor_grams(parts, " ".join(parts))
-        return not grams & self._anchors[self.index.position[scored[0][1]]]
+        return not grams & self._names.anchors[self.index.position[scored[0][1]]]
 
     def _score_only(self, segments: tuple[str, ...], ids: Sequence[str]) -> list[tuple[float, str]]:
         """Scores of the given items, exact-phrase bonus ignored (the word is generic by definition)."""

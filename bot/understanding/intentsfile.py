@@ -289,7 +289,7 @@ def unknown_ambiguous_ids(fragment: IntentFragment, known: set[str]) -> list[Pro
 
 
 #: What the matcher says of a cue word: ``None`` when it anchors its item, else (how many items share
-#: its least shared piece, its core segments); see :meth:`~bot.understanding.matcher.Matcher.cue_sharing`.
+#: its least shared piece, its core segments); see :meth:`~bot.understanding.names.ItemNames.cue_sharing`.
 CueSharing = Callable[[str, str], "tuple[int, tuple[str, ...]] | None"]
 
 

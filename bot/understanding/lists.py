@@ -7,8 +7,8 @@ different items. A list that tells who the resident is, what to bring, where to 
 requires is no list of needs.
 
 Split out of :mod:`bot.understanding.matcher` (whose decision calls :meth:`Lists.several_named`): one
-rule with its own helpers; it reads the matcher's index, names, anchors and ``[contrast]`` families
-and changes none of them.
+rule with its own helpers; it reads the matcher's index, the items' names and anchors
+(:class:`~bot.understanding.names.ItemNames`) and ``[contrast]`` families and changes none of them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams
 from bot.understanding.index import CoreFn, Features, ItemIndex
 from bot.understanding.model import MatchResult
+from bot.understanding.names import ItemNames
 from bot.understanding.phonetic import syllable
 
 if TYPE_CHECKING:
@@ -58,36 +59,30 @@ class Lists:
     """The list rule over one knowledge snapshot (built with the matcher)."""
 
     def __init__(self, index: ItemIndex, settings: "MatcherSettings", contrast: Contrast, core: CoreFn,
-                 names: re.Pattern[str] | None, name_owners: Mapping[str, frozenset[int]],
-                 anchors: Sequence[frozenset[str]], specific_anchors: Sequence[frozenset[str]]) -> None:
-        """``names``/``name_owners``: every whole name and generic word, longest first, with its items;
-        ``anchors``/``specific_anchors``: per item position, as the matcher built them."""
+                 names: ItemNames) -> None:
+        """``names``: the items' whole names and anchors, as the matcher built them."""
         self.index = index
         self.settings = settings
         self._contrast = contrast
         self._core = core
         self._names = names
-        self._name_owners = name_owners
         owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
-        for position, grams in enumerate(anchors):
+        for position, grams in enumerate(names.anchors):
             for gram in grams:
                 owners[gram].add(position)
         self._anchor_owners = {gram: frozenset(items) for gram, items in owners.items()}
-        self._specific_anchors = specific_anchors
-        self._all_specific = frozenset().union(*specific_anchors)
+        self._all_specific = frozenset().union(*names.specific)
 
     def _occurrences(self, normalized: str, pool: Sequence[int]) -> list[_Occurrence]:
         """Where the question names ``pool`` items: (start, end, items, whether a whole name).
 
-        Whole names are those of ``_compile_names``; the rest are anchor bigrams of the items (also in
-        folded pinyin, and across one particle: 离了婚), so a part of a name counts too (养老, 身份证)."""
+        Whole names are those of :meth:`ItemNames.whole_names`; the rest are anchor bigrams of the items
+        (also in folded pinyin, and across one particle: 离了婚), so a part of a name counts too (养老, 身份证)."""
         members = set(pool)
         found: list[_Occurrence] = []
-        if self._names is not None:
-            for match in self._names.finditer(normalized):
-                owners = self._name_owners[match.group(0)] & members
-                if owners:
-                    found.append((match.start(), match.end(), owners, True))
+        for start, end, owners in self._names.whole_names(normalized):
+            if owners := owners & members:
+                found.append((start, end, owners, True))
         keys = [syllable(ch) for ch in normalized]
         naming = [bool(_NAMING.match(ch)) for ch in normalized]  # once per character, not thrice
         owners_of = self._anchor_owners.get
@@ -143,7 +138,7 @@ class Lists:
             return True
         text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
         grams = anchor_grams(self._core(text), text)
-        if not strict and any(grams & self._specific_anchors[i] for o in side for i in o[2]):
+        if not strict and any(grams & self._names.specific[i] for o in side for i in o[2]):
             return True
         return bool(self._contrast.marked(text))
 
@@ -251,7 +246,7 @@ class Lists:
 
     def _names_something(self, text: str) -> bool:
         """True when ``text`` alone holds a whole name, a ``[contrast]`` word or a specific anchor."""
-        if self._names is not None and self._names.search(text):
+        if next(self._names.whole_names(text), None) is not None:
             return True
         if anchor_grams(self._core(text), text) & self._all_specific:
             return True
@@ -267,7 +262,7 @@ class Lists:
         rest = (before if before.endswith("的") else "") + " " + normalized[end: clause_end if clause_end >= 0 else None]
         rest = _JOINTLY.sub(" ", rest)  # 一起 takes both sides (是不是一起办), whoever's questions use it
         held = anchor_grams(self._core(rest), rest)
-        return bool(held & self._specific_anchors[best[0]]) != bool(held & self._specific_anchors[best[1]])
+        return bool(held & self._names.specific[best[0]]) != bool(held & self._names.specific[best[1]])
 
 
 def _or_at_joint(clause: str, joiner: str, at: int) -> str:

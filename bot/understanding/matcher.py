@@ -36,10 +36,11 @@ How, and why this way:
   nothing of one of them alone: all of them are offered (``_same_subject``).
 
 The matcher is pure: no I/O, no clock, no randomness; the same snapshot always gives the same result.
-The item index and its scoring live in :mod:`bot.understanding.index`, the ``[contrast]`` families
-in :mod:`bot.understanding.contrast`, the generic words' rule (``[ambiguous]``) in
-:mod:`bot.understanding.ambiguity`, the lists of names ("A和B") in :mod:`bot.understanding.lists`,
-two needs in one message in :mod:`bot.understanding.needs`, clause splitting in :mod:`bot.understanding.clauses` and the gram functions in
+The item index and its scoring live in :mod:`bot.understanding.index`, the items' anchors and whole
+names in :mod:`bot.understanding.names`, the ``[contrast]`` families in :mod:`bot.understanding.contrast`,
+the generic words' rule (``[ambiguous]``) in :mod:`bot.understanding.ambiguity`, the lists of names
+("A和B") in :mod:`bot.understanding.lists`, two needs in one message in :mod:`bot.understanding.needs`,
+clause splitting in :mod:`bot.understanding.clauses` and the gram functions in
 :mod:`bot.understanding.grams`; this module holds the decision and its other rules.
 """
 
@@ -57,6 +58,7 @@ from bot.understanding.grams import WordScan, anchor_grams, grams_of, occurring,
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
 from bot.understanding.lists import Lists
 from bot.understanding.model import MatchResult, ServiceItem
+from bot.understanding.names import ItemNames
 from bot.understanding.needs import TwoNeeds
 from bot.understanding.normalize import mask_digit_strings
 
@@ -162,69 +164,18 @@ class Matcher:
             for alias in own:
                 by_sound[pinyin_key(alias)].add(alias)
         self._names_by_sound = {key: tuple(sorted(names)) for key, names in by_sound.items()}
-        self._anchors, self._specific_anchors = self._compile_anchors(self.index.alias_segments, cues)
-        self._names, self._name_owners = self._compile_names()
+        # the items' anchors and whole names, with the tests on them: one for the decision and every rule
+        self.names = ItemNames(self.index, self.settings, core, cues)
         self._question_anchors = self._compile_question_anchors(items)
-        self.lists = Lists(self.index, self.settings, self._contrast, core, self._names, self._name_owners,
-                           self._anchors, self._specific_anchors)
-        self.needs = TwoNeeds(self.index, self.settings, self._contrast, core, self._names, self._name_owners,
-                              self._anchors, self._specific_anchors, self.anchored, self._names_item)
+        self.lists = Lists(self.index, self.settings, self._contrast, core, self.names)
+        self.needs = TwoNeeds(self.index, self.settings, self._contrast, core, self.names)
         siblings: dict[str, set[str]] = defaultdict(set)
         for _term, members in self.index.ambiguous:
             for member in members:
                 siblings[self.index.ids[member]].update(self.index.ids[m] for m in members if m != member)
         # items a generic word of [ambiguous] may mean together: they answer the same vague questions
         self._siblings = {ident: frozenset(others) for ident, others in siblings.items()}
-        self.generic = GenericWords(self.index, self._anchors, self._contrast, self.settings, self._specific_anchors)
-
-    def _compile_anchors(self, aliases: list[list[tuple[str, ...]]], cues: Mapping[str, Sequence[str]]
-                         ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
-        """Per item, the bigrams (characters and folded pinyin, so 低宝 still anchors 低保) of its
-        name, aliases and ``[cues]`` that few items share: what a question must contain before the
-        item is answered. Without it a question that is about nothing we handle ("想找个保姆") still
-        finds some item whose questions share a word or two with it. Also returns the *specific*
-        ones (see ``clause_anchor_max_items``), which a clause needs to count as a second need."""
-        own: list[set[str]] = []
-        for index, ident in enumerate(self.index.ids):
-            grams: set[str] = set()
-            for segments in aliases[index]:
-                grams |= {g for g in grams_of(segments) if g[0] != "u"}
-            for cue in cues.get(ident, ()):
-                grams |= self._cue_grams(cue)
-            own.append(grams)
-        df: dict[str, int] = defaultdict(int)
-        for grams in own:
-            for gram in grams:
-                df[gram] += 1
-        anchors = [frozenset(g for g in grams if df[g] <= self.settings.anchor_max_items) for grams in own]
-        self._anchor_df: Mapping[str, int] = dict(df)  # for cue_sharing
-        # specific: few items' names hold it, and it is no everyday word of their questions either
-        # (社区 is in two names but in most questions: "社区能开不" names nothing)
-        used: dict[str, int] = defaultdict(int)
-        for item_grams in self.index.item_grams:
-            for gram in item_grams:
-                used[gram] += 1
-        common = max(self.settings.clause_anchor_max_items, len(self.index.ids) // 4)
-        specific = [frozenset(g for g in grams if df[g] <= self.settings.clause_anchor_max_items
-                              and used[g] <= common) for grams in own]
-        return anchors, specific
-
-    def _cue_grams(self, cue: str) -> set[str]:
-        """The anchor grams of a ``[cues]`` word: the bigrams of its core; for a word that the cut of stop
-        words leaves no bigram of (离了, 后事, 告他, 夹了手), the bigram a question offers for it as
-        written (see :func:`anchor_grams`: its characters as typed, also skipping the particle inside).
-
-        Why: the question keeps its particles for anchoring (离了婚 holds 离婚), so a cue written with
-        one was simply never met ("去民政局离了" held no divorce anchor although 离了 is a cue)."""
-        grams = {g for g in grams_of(self._core(cue)) if g[0] != "u"}
-        if any(g[0] == "b" for g in grams):
-            return grams
-        written = "".join(units(cue.replace(" ", "")))
-        if len(written) == 2:
-            grams.add("b" + written)
-        elif len(written) == 3:
-            grams.add("b" + written[0] + written[2])
-        return grams
+        self.generic = GenericWords(self.index, self.names, self._contrast, self.settings)
 
     def _compile_owned_topics(self, items: Sequence[ServiceItem], cues: Mapping[str, Sequence[str]],
                               norm: Callable[[str], str]) -> list[frozenset[str]]:
@@ -294,7 +245,7 @@ class Matcher:
         if asked or any(term not in self._owned_topics[top] for term in found):
             return True
         rest = self._out_of_scope_words.sub(" ", compact)
-        return not self.anchored(rest, (self.index.ids[top],))
+        return not self.names.anchored(rest, (self.index.ids[top],))
 
     def _asked_apart(self, normalized: str, top: int) -> bool:
         """True when the last clause that asks holds an out-of-scope word and no anchor of the top item,
@@ -318,7 +269,7 @@ class Matcher:
         if last is None or not self._asks_out_of_scope(compact[clauses[last][0]:clauses[last][1]], top):
             return False
         # only now the item's anchors per clause (the costly part, on every question reaching here)
-        anchors = self._anchors[top]
+        anchors = self.names.anchors[top]
         held = [bool(anchor_grams(self._core(compact[a:b]), compact[a:b]) & anchors) for a, b, _ in clauses]
         # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only
         # context; or named in the asking clause itself
@@ -441,7 +392,7 @@ class Matcher:
         if not inside or inside[0][2] or not any(asks for *_, asks in clauses):
             return False
         others = " ".join(compact[a:b] for a, b, _ in clauses if (a, b) != inside[0][:2])
-        if anchor_grams(self._core(others), others) & self._specific_anchors[top]:
+        if anchor_grams(self._core(others), others) & self.names.specific[top]:
             return True
         joined = others.replace(" ", "")
         return any(len(word) >= 3 and word in joined for word in self._item_words[top])
@@ -450,7 +401,7 @@ class Matcher:
         """True when the question, without the span, holds a specific anchor of the top item: something
         else in it names the item, so the span need not be what the question is about."""
         rest = compact[:start] + " " + compact[end:]
-        return bool(anchor_grams(self._core(rest), rest) & self._specific_anchors[top])
+        return bool(anchor_grams(self._core(rest), rest) & self.names.specific[top])
 
     def _crosses_item_word(self, text: str, start: int, end: int, top: int,
                            words: frozenset[str] | None = None) -> bool:
@@ -488,33 +439,12 @@ class Matcher:
         return [frozenset(g for g in grams if df[g] <= limit) for grams in own]
 
     def cue_sharing(self, ident: str, word: str) -> tuple[int, tuple[str, ...]] | None:
-        """``None`` when the ``[cues]`` word anchors the item; else how many items share its least
-        shared piece (0: no piece of two characters is left once stop words are cut), and the
-        word's core segments (what is left of it for matching).
-
-        Why: a piece shared by more than ``anchor_max_items`` items anchors none of them, so a cue made
-        only of such pieces (申领) silently does nothing; so does one that stop words cut down to
-        single characters (丢了 → 丢). ``faq check`` reports it where the word is written; the
-        matcher only says which words."""
-        index = self.index.position.get(ident)
-        if index is None:
-            return None
-        segments = self._core(word)
-        grams = self._cue_grams(word)
-        if grams & self._anchors[index]:
-            return None
-        return min((self._anchor_df.get(g, 0) for g in grams), default=0), segments
+        """See :meth:`ItemNames.cue_sharing` (``faq check`` asks the matcher)."""
+        return self.names.cue_sharing(ident, word)
 
     def anchored(self, normalized: str, idents: Iterable[str]) -> bool:
-        """True when the question holds an anchor (name, alias or cue bigram) of any of the items,
-        also across a particle (离了婚 holds 离婚; see :func:`anchor_grams`)."""
-        return self._holds_anchor(anchor_grams(self._core(normalized), normalized), idents)
-
-    def _holds_anchor(self, held: set[str], idents: Iterable[str]) -> bool:
-        """True when a text's anchor grams (``held``, see :func:`anchor_grams`) hold an anchor of any of
-        the items. Why apart from :meth:`anchored`: callers asking about several items one by one
-        compute the grams once."""
-        return any(held & self._anchors[self.index.position[i]] for i in idents if i in self.index.position)
+        """See :meth:`ItemNames.anchored`."""
+        return self.names.anchored(normalized, idents)
 
     def features(self, normalized: str, only: Iterable[str] | None = None) -> list[tuple[Features, str]]:
         """(features, id) best first, over the shortlist (or over ``only`` when given)."""
@@ -577,7 +507,7 @@ class Matcher:
             # a name heard by ear rewrote the question: its core is no longer ``segments``
             held = (anchor_grams(segments, normalized, grams) if heard is None
                     else anchor_grams(self._core(normalized), normalized))
-            if not self._holds_anchor(held, result.candidates) and not self._loosely_anchored(
+            if not self.names.holds_anchor(held, result.candidates) and not self._loosely_anchored(
                     segments, normalized, result):
                 # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item;
                 # but an anchored item close behind is what the question names (身份证被洗坏了: the
@@ -646,7 +576,7 @@ class Matcher:
         if not aside:
             return None
         top = scored[0][1]
-        if not self.anchored(" ".join(aside), (top,)):
+        if not self.names.anchored(" ".join(aside), (top,)):
             return None  # (first: it fails for a third of the questions with an aside, the length test hardly ever)
         rest = " ".join(c.text for c in clauses if not c.aside)
         segments = self._core(rest)
@@ -654,21 +584,22 @@ class Matcher:
             return None
         # the rest names the top item by a word of its own — not only by one it shares with the items close
         # to it (报销 of 外地看病报销 is also the reimbursement's, after "当时没有办异地备案")
-        close = [self._anchors[self.index.position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
+        close = [self.names.anchors[self.index.position[ident]] for _, ident in scored[1: self.settings.max_candidates]]
         grams = grams_of(segments)
         held = anchor_grams(segments, rest, grams)
-        own = held & self._anchors[self.index.position[top]]
+        own = held & self.names.anchors[self.index.position[top]]
         if any(all(gram not in anchors for anchors in close) for gram in own):
             return None  # (the few grams tested one by one: cheaper than the union of the close items' anchors)
         # a paper to bring names the item it is a material of, not the need ("产假的钱哪个发，要准备出生证明不"):
         # as weak a reason to keep the top item as a matter already done
-        done = self.anchored(" ".join(c for c in aside if DONE.search(c) or MATERIAL.search(c)), (top,))
+        done = self.names.anchored(" ".join(c for c in aside if DONE.search(c) or MATERIAL.search(c)), (top,))
         again = [(f.score, ident) for f, ident in self.index.ranked(segments, None, grams)]
         if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
             return None  # the rest alone still reads most like the top item, and well
         own = next((score for score, ident in again if ident == top), 0.0)
         named = [(score, ident) for score, ident in again
-                 if ident != top and score >= own + self.settings.clause_margin and self._holds_anchor(held, (ident,))]
+                 if ident != top and score >= own + self.settings.clause_margin
+                 and self.names.holds_anchor(held, (ident,))]
         result = decide(named, self.settings)
         if (result.action != "fallback" and result.score >= self.settings.after_context_min
                 and (done or self._each_named(rest, result.candidates, top))):
@@ -711,7 +642,7 @@ class Matcher:
         if not again or (len(again) > 1 and again[0][0] - again[1][0] < self.settings.clause_margin):
             return result
         best = again[0][1]
-        if not self.anchored(asking, (best,)):
+        if not self.names.anchored(asking, (best,)):
             return result
         score = next(value for value, ident in scored if ident == best)
         return MatchResult("answer", best, (best,), round(score, 2))
@@ -733,8 +664,8 @@ class Matcher:
             return None
         asking = self._asking(normalized)
         # only when the asking clauses name the runner-up whole and hold nothing of the answered item
-        if (not self._names_item(asking, self.index.position[asked.item])
-                or self.anchored(asking, (result.item,))):
+        if (not self.names.names_item(asking, self.index.position[asked.item])
+                or self.names.anchored(asking, (result.item,))):
             return None
         return asked
 
@@ -788,7 +719,7 @@ class Matcher:
                           result: MatchResult) -> MatchResult:
         """A clarify list offers only items the question anchors (``held``: its anchor grams; a list of
         five loosely related items helps nobody); when one is left, it is the answer."""
-        options = tuple(ident for ident in result.candidates if self._holds_anchor(held, (ident,)))
+        options = tuple(ident for ident in result.candidates if self.names.holds_anchor(held, (ident,)))
         if len(options) == len(result.candidates) or not options:
             return result  # (none anchored: loosely anchored by its questions, keep the list)
         if len(options) == 1:
@@ -801,7 +732,7 @@ class Matcher:
         scores within ``anchored_runner_up`` of an unanchored top."""
         floor = scored[0][0] - self.settings.anchored_runner_up
         anchored = [(score, ident) for score, ident in scored[: self.settings.max_candidates]
-                    if score >= floor and self._holds_anchor(held, (ident,))]
+                    if score >= floor and self.names.holds_anchor(held, (ident,))]
         if not anchored:
             return None
         result = decide(anchored, self.settings)
@@ -819,12 +750,13 @@ class Matcher:
             return None
         floor = scored[0][0] - self.settings.open_question_margin
         close = [ident for score, ident in scored[: self.settings.max_candidates] if score >= floor]
-        options = [ident for ident in close if self._holds_anchor(held, (ident,))]
+        options = [ident for ident in close if self.names.holds_anchor(held, (ident,))]
         # a candidate lacking the top item's words counts only when a [contrast] word marks it (上门照顾，
         # 政府出钱不: 出钱 is the care subsidy's); else the top item's own word decides (三级残疾，吃低保的)
         needed = self._top_words(normalized, scored[0][1])[1]
         marked = self._contrast.marked(normalized.replace(" ", ""), scored[0][1])
-        options = [ident for ident in options if needed <= self._anchors[self.index.position[ident]] or ident in marked]
+        options = [ident for ident in options
+                   if needed <= self.names.anchors[self.index.position[ident]] or ident in marked]
         if len(options) < 2 or options[0] != scored[0][1]:
             benefit = _BENEFIT.search(normalized.replace(" ", ""))
             options = self._same_subject(normalized, scored) if benefit else []
@@ -849,10 +781,10 @@ class Matcher:
                  if ident in siblings and score >= floor]
         if not close:
             return result
-        own = held & self._anchors[self.index.position[top]]
+        own = held & self.names.anchors[self.index.position[top]]
         words = self._top_words(normalized, top)[0]
         compact = normalized.replace(" ", "")
-        vague = [ident for ident in close if not own - self._anchors[self.index.position[ident]]
+        vague = [ident for ident in close if not own - self.names.anchors[self.index.position[ident]]
                  and not set(words) - self._item_words[self.index.position[ident]]
                  and ident not in self._contrast.ruled_out(compact, {top, ident})[0]]
         if not vague:
@@ -885,7 +817,7 @@ class Matcher:
             return []
         floor = max(scored[0][0] - self.settings.subject_margin, self.settings.clarify_min)
         options = [ident for score, ident in scored[: self.settings.max_candidates * 2]
-                   if score >= floor and needed <= self._anchors[self.index.position[ident]]]
+                   if score >= floor and needed <= self.names.anchors[self.index.position[ident]]]
         if len(options) > self.settings.subject_max_items:
             return []  # a subject of many items (残疾) is no subject: the usual decision stands
         ruled_out, _ = self._contrast.ruled_out(compact, set(options)) if len(options) > 1 else (frozenset(), None)
@@ -895,8 +827,8 @@ class Matcher:
         rest = compact
         for word in words:
             rest = rest.replace(word, " ")
-        others = set().union(*(self._anchors[self.index.position[i]] for i in options[1:]))
-        if (anchor_grams(self._core(rest), rest) & self._anchors[top]) - others:
+        others = set().union(*(self.names.anchors[self.index.position[i]] for i in options[1:]))
+        if (anchor_grams(self._core(rest), rest) & self.names.anchors[top]) - others:
             return []  # the rest names the top item alone (参保的人过世了: 参保)
         return options
 
@@ -909,28 +841,6 @@ class Matcher:
             return False
         grams = anchor_grams(segments, normalized)
         return any(grams & self._question_anchors[self.index.position[i]] for i in result.candidates)
-
-    def _compile_names(self) -> tuple[re.Pattern[str] | None, dict[str, frozenset[int]]]:
-        """Whole names a question may list: every item's name and aliases (cores of two or more
-        characters) and the ``[ambiguous]`` words, each with the items it names, as one alternation,
-        longest first (居住证明 before 居住证: the longer name is the one read)."""
-        owners: dict[str, set[int]] = defaultdict(set)
-        for index, own in enumerate(self.index.alias_cores):
-            for alias in own:
-                owners[alias].add(index)
-        for term, members in self.index.ambiguous:
-            if len(term) >= 2:
-                owners[term].update(members)
-        if not owners:
-            return None, {}
-        ordered = sorted(owners, key=lambda word: (-len(word), word))
-        return re.compile("|".join(map(re.escape, ordered))), {w: frozenset(v) for w, v in owners.items()}
-
-    def _names_item(self, text: str, index: int) -> bool:
-        """True when ``text`` holds a whole name of the item: its name, an alias, or a generic word
-        (``[ambiguous]``) that may mean it (医保 for the enrolment)."""
-        return self._names is not None and any(
-            index in self._name_owners[m.group(0)] for m in self._names.finditer(text))
 
 
 def decide(scored: Sequence[tuple[float, str]], s: MatcherSettings) -> MatchResult:

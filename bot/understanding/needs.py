@@ -7,21 +7,22 @@ alone answers one item clearly with an anchor of that item inside it. Context cl
 what was done, a paper to bring, whether the need requires something) make no second need.
 
 Split out of :mod:`bot.understanding.matcher` (whose decision calls :meth:`TwoNeeds.clarify`): one rule
-with its own helpers; it reads the matcher's index, names, anchors and ``[contrast]`` families and
-changes none of them.
+with its own helpers; it reads the matcher's index, the items' names and anchors
+(:class:`~bot.understanding.names.ItemNames`) and ``[contrast]`` families and changes none of them.
 """
 
 from __future__ import annotations
 
 import re
 from functools import cache, partial
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from bot.understanding.clauses import MATERIAL, Clause, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, units
 from bot.understanding.index import CoreFn, ItemIndex
 from bot.understanding.model import MatchResult
+from bot.understanding.names import ItemNames
 
 if TYPE_CHECKING:
     from bot.understanding.matcher import MatcherSettings
@@ -45,22 +46,14 @@ class TwoNeeds:
     """The two-needs rule over one knowledge snapshot (built with the matcher)."""
 
     def __init__(self, index: ItemIndex, settings: "MatcherSettings", contrast: Contrast, core: CoreFn,
-                 names: re.Pattern[str] | None, name_owners: Mapping[str, frozenset[int]],
-                 anchors: Sequence[frozenset[str]], specific_anchors: Sequence[frozenset[str]],
-                 anchored: Callable[[str, Iterable[str]], bool], names_item: Callable[[str, int], bool]) -> None:
-        """``names``/``name_owners``: every whole name and generic word with its items; ``anchors``/
-        ``specific_anchors``: per item position; ``anchored`` and ``names_item``: the matcher's tests of
-        a text for an item's anchor and for a whole name of it (one definition of each for every rule)."""
+                 names: ItemNames) -> None:
+        """``names``: the items' whole names and anchors with the tests on them, as the matcher built them
+        (one definition of each test for every rule)."""
         self.index = index
         self.settings = settings
         self._contrast = contrast
         self._core = core
         self._names = names
-        self._name_owners = name_owners
-        self._anchors = anchors
-        self._specific_anchors = specific_anchors
-        self._anchored = anchored
-        self._names_item = names_item
 
     def clarify(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
         """Clarify when two clauses of the question ask for two different items ("我想办低保，还要开个
@@ -106,7 +99,7 @@ class TwoNeeds:
         # 离婚证不 离婚证丢了咋办") is about that need, not a second one
         materials = " ".join(clause.text for clause in clauses if clause.aside and MATERIAL.search(clause.text))
         distinct = {ident for _, ident in asked
-                    if ident and not (ident != best and materials and self._anchored(materials, (ident,)))}
+                    if ident and not (ident != best and materials and self._names.anchored(materials, (ident,)))}
         if not distinct:
             return None
         if any(clause.adds for clause, ident in asked if ident):
@@ -143,7 +136,7 @@ class TwoNeeds:
             if cut is not None:
                 loose = cache(partial(self._loosely_named, clause))  # looked for only when it matters
                 held = {gram for gram in cut[2] if gram[0] == "b"}  # a win needs one in characters
-                lacking = held - self._anchors[position[best]]  # (another item needs one of these)
+                lacking = held - self._names.anchors[position[best]]  # (another item needs one of these)
                 winnable[clause] = frozenset(ident for ident in pool if self._may_win(
                     held if ident == best else lacking, position[ident], loose))
         names_best = any(best in idents for idents in winnable.values())
@@ -164,8 +157,8 @@ class TwoNeeds:
         those it names whole when it adds a matter, and those a generic word in it may mean (a superset
         of the ones a [contrast] word then resolves)."""
         named = {index for term, members in self.index.ambiguous if term in clause.text for index in members}
-        if clause.adds and self._names is not None:
-            named.update(index for m in self._names.finditer(clause.text) for index in self._name_owners[m.group(0)])
+        if clause.adds:
+            named.update(index for *_, owners in self._names.whole_names(clause.text) for index in owners)
         return frozenset(named)
 
     def _may_win(self, held: set[str], index: int, loose: Callable[[], frozenset[int]]) -> bool:
@@ -174,8 +167,8 @@ class TwoNeeds:
         last test of :meth:`_clause_claim` and :meth:`_clause_winner` with every score passing — a specific
         anchor of the item, or any anchor for the ``loose()`` items. (A specific anchor is an anchor too,
         so ``loose()`` is only needed without one.)"""
-        return not held.isdisjoint(self._specific_anchors[index]) or (
-            not held.isdisjoint(self._anchors[index]) and index in loose())
+        return not held.isdisjoint(self._names.specific[index]) or (
+            not held.isdisjoint(self._names.anchors[index]) and index in loose())
 
     def _clause_claim(self, clause: Clause, pool: Sequence[str], best: str, cut: _ClauseCut | None = None
                       ) -> _Claim | None:
@@ -195,7 +188,7 @@ class TwoNeeds:
         if cut is None:
             return None
         segments, scoring, grams = cut
-        if not any(grams & self._anchors[self.index.position[ident]] for ident in pool):
+        if not any(grams & self._names.anchors[self.index.position[ident]] for ident in pool):
             return None  # names none of the candidates: not worth scoring
         ranked = self.index.ranked(segments, pool, scoring)
         ruled_out: frozenset[str] = frozenset()
@@ -210,16 +203,16 @@ class TwoNeeds:
         if self._named_as_status(clause.text, index):
             return None  # "不是低保户能领不": who the resident is, asked about another need
         runner_up = ranked[1][0].score if len(ranked) > 1 else 0.0
-        named = clause.adds and self._names_item(clause.text, index)
+        named = clause.adds and self._names.names_item(clause.text, index)
         if (top.score < (s.added_clause_min if named else s.clause_min) or top.score - runner_up < s.clause_margin
                 or top.matched < s.min_evidence):
             return None
         resolved = ruled_out and any(
             term in clause.text and index in members and any(self.index.ids[i] in ruled_out for i in members)
             for term, members in self.index.ambiguous)
-        held = grams & (self._anchors if resolved or named else self._specific_anchors)[index]
+        held = grams & (self._names.anchors if resolved or named else self._names.specific)[index]
         if ident != best:
-            held -= self._anchors[self.index.position[best]]
+            held -= self._names.anchors[self.index.position[best]]
         return ident, held, named
 
     def _clause_winner(self, clause: Clause, best: str, further: bool, claim: _Claim | None) -> str | None:
@@ -240,7 +233,7 @@ class TwoNeeds:
         if ident != best and further:
             if _REQUIRED.fullmatch(clause.text.replace(" ", "")):
                 return None  # "要每年审核不": whether the need requires it, not a need of its own
-            if (not named and not self._names_item(clause.text, self.index.position[ident])
+            if (not named and not self._names.names_item(clause.text, self.index.position[ident])
                     and sum(gram.startswith("b") for gram in held) < 2):
                 return None
         return ident if any(gram[0] == "b" for gram in held) else None
@@ -252,17 +245,15 @@ class TwoNeeds:
 
         Why: such a clause asks whether the need of another clause is open to that status; the status
         is an item's name (低保, 灵活就业), but nobody asks for it there, so it is no second need."""
-        if self._names is None:
-            return False
         compact = text.replace(" ", "")
         described = _DESCRIBED.match(compact)
         if described:  # "灵活就业的能领不": only what follows the people described may name the need, by a
             rest = compact[described.end(1):]  # word of its own (登记 of 能登记不 is the other clause's too)
-            return not anchor_grams(self._core(rest), rest) & self._specific_anchors[index]
-        spans = [m.span() for m in self._names.finditer(compact) if index in self._name_owners[m.group(0)]]
+            return not anchor_grams(self._core(rest), rest) & self._names.specific[index]
+        spans = [(start, end) for start, end, owners in self._names.whole_names(compact) if index in owners]
         if not spans or not all(_STATUS.search(compact, 0, start) for start, _ in spans):
             return False
         rest = compact
         for start, end in reversed(spans):
             rest = rest[:start] + " " + rest[end:]
-        return not anchor_grams(self._core(rest), rest) & self._anchors[index]
+        return not anchor_grams(self._core(rest), rest) & self._names.anchors[index]
