@@ -234,3 +234,33 @@ async def test_locked_database_does_not_cost_the_answer_and_the_row_lands_later(
                 break
             await asyncio.sleep(0.05)
         assert [r["text"] for r in await services.reviews.recent_unmatched(5)] == ["阿巴阿巴阿巴"]
+
+
+async def test_two_needs_answer_one_and_offer_the_other(db_url: str, http: aiohttp.ClientSession) -> None:
+    """A message with two needs is answered about one and offers the other by number; "1" opens it, while a
+    follow-up aspect stays with the item just answered (a number only: see FaqHandler._offered_pick)."""
+    clock = FakeClock()
+    injury, wages = "hrss.work-injury", "hrss.wage-arrears"
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        first = await say(emu, services, clock, OPENID, "在工地摔伤了，工资也不给")
+        assert first.action == "answer" and first.item in (injury, wages), first
+        other = wages if first.item == injury else injury
+        assert f"【{items[first.item].name}】" in first.text
+        assert "您还问到：" in first.text and f"1. {items[other].name}" in first.text and "回复数字查看" in first.text
+        assert len(first.text) <= 600
+        how_long = await say(emu, services, clock, OPENID, "要多久")
+        assert how_long.item == first.item and items[first.item].time_limit in how_long.text
+        # the offer was replaced by the follow-up's answer (which offered nothing): "1" no longer picks
+        again = await say(emu, services, clock, OPENID, "在工地摔伤了，工资也不给")
+        assert again.item == first.item
+        picked = await say(emu, services, clock, OPENID, "1")
+        assert picked.item == other and f"【{items[other].name}】" in picked.text
+
+
+async def test_an_offer_out_of_range_lists_it_again(db_url: str, http: aiohttp.ClientSession) -> None:
+    clock = FakeClock()
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        await say(emu, services, clock, OPENID, "在工地摔伤了，工资也不给")
+        wrong = await say(emu, services, clock, OPENID, "3")
+        assert wrong.action == "clarify" and "请回复 1 到 1 之间的数字" in wrong.text

@@ -21,7 +21,11 @@ DEV = ROOT / "tests" / "data" / "dev.tsv"
 ACCURACY_TARGET = 0.95
 FALLBACK_PRECISION_TARGET = 0.90
 #: What the matcher reaches today; a change that drops below this is a regression.
-ACCURACY_FLOOR = 0.955  # dev is at 96.4 % today (2,469 lines, round 6)
+#: Dev is at 95.4 % (2,694 lines, session 7; 97.1 % before): its author labels about fifty messages
+#: with two needs as ambiguous between them (a clarify), and since session 7 such a message is answered
+#: about one need, offering the other (bot/understanding/needs.py says why: independent writers label
+#: the main need).
+ACCURACY_FLOOR = 0.95
 #: The 5-fold self-check over the FAQ questions: 93.1 % today (2,175 questions; session 5's close-sibling
 #: clarify cost it 0.1 point: FAQ questions are written for one item even when they are vague).
 KFOLD_FLOOR = 0.93

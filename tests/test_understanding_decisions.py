@@ -21,7 +21,7 @@ from bot.understanding.grams import anchor_grams
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
 from bot.understanding.matcher import MatcherSettings
-from tests.test_understanding_helpers import INTENTS, ROOT, assert_decided, item_toml, shipped_knowledge, write_tree
+from tests.test_understanding_helpers import (INTENTS, ROOT, assert_both_needs, assert_decided, item_toml, shipped_knowledge, write_tree)
 
 #: The helpers' intents plus the stop words, aspect phrases and data these rules read.
 EXTRA_INTENTS = INTENTS.replace('phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能"]',
@@ -48,16 +48,17 @@ ID_CARD = item_toml("police.id-card", "居民身份证换领补领", "公安", [
                     ["身份证过期了咋个换", "身份证掉了去哪里补"])
 
 
-def test_two_clauses_asking_for_two_items_are_asked_back(tmp_path: Path) -> None:
+def test_two_clauses_asking_for_two_items_answer_one_offering_the_other(tmp_path: Path) -> None:
     knowledge = build(tmp_path, {"civil.dibao": DIBAO, "civil.residence-proof": PROOF})
     result = knowledge.match("我想办低保，还要开个证明")
-    assert result.action == "clarify" and set(result.candidates) == {"civil.dibao", "civil.residence-proof"}
+    assert_both_needs(result, {"civil.dibao", "civil.residence-proof"})
+    assert len(result.also) == 1
 
 
 def test_a_clause_that_only_gives_context_is_no_second_need(tmp_path: Path) -> None:
     knowledge = build(tmp_path, {"civil.dibao": DIBAO, "civil.residence-proof": PROOF})
     result = knowledge.match("我是领低保的，单位要开个证明")
-    assert result.action == "answer" and result.item == "civil.residence-proof"
+    assert result.action == "answer" and result.item == "civil.residence-proof" and not result.also
 
 
 def test_an_out_of_scope_word_the_item_uses_itself_does_not_veto_it(tmp_path: Path) -> None:
@@ -389,8 +390,8 @@ def test_a_second_need_after_several_separators_still_adds(tmp_path: Path) -> No
     (first, second) = split_clauses("想当志愿者 还想跟几个朋友成立个协会")
     assert second.adds and second.asks
     knowledge = build(tmp_path, {"civil.volunteer-registration": VOLUNTEER, "civil.community-org-filing": ASSOCIATION})
-    assert_decided(knowledge.match("想当志愿者 还想跟几个朋友成立个协会"),
-                   "civil.volunteer-registration|civil.community-org-filing")
+    assert_both_needs(knowledge.match("想当志愿者 还想跟几个朋友成立个协会"),
+                      "civil.volunteer-registration|civil.community-org-filing")
     assert_decided(knowledge.match("想当志愿者 跟几个朋友一起去"), "civil.volunteer-registration")
 
 

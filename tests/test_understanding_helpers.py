@@ -167,3 +167,11 @@ def assert_decided(result: "MatchResult", expected: str | None) -> None:
         assert result.action == "clarify" and set(expected.split("|")) <= set(result.candidates), result
     else:
         assert (result.action, result.item) == ("answer", expected), result
+
+
+def assert_both_needs(result: "MatchResult", items: "set[str] | str") -> None:
+    """A message with two needs (``items``, a set or ids joined by ``|``) is answered about one of them
+    and carries the others in ``also``, which the reply offers next (see bot/understanding/needs.py)."""
+    wanted = set(items.split("|")) if isinstance(items, str) else set(items)
+    assert result.action == "answer" and result.item in wanted, result
+    assert wanted <= {result.item, *result.also}, result

@@ -16,7 +16,7 @@ import pytest
 from bot.understanding.clauses import split_clauses
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.normalize import convert_numbers, mask_digit_strings
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_both_needs, assert_decided, shipped_knowledge
 
 #: (question, the one item to answer): context naming other items, then the need.
 CONTEXT_THEN_NEED = [
@@ -54,7 +54,7 @@ CONTEXT_THEN_ELSEWHERE = [
     "社保卡补好了 想问下哪里有招人的",
 ]
 
-#: (question, the items a clarify must offer): long questions with two needs, or vague after context.
+#: (question, the items answered and offered): long questions with two needs.
 LONG_TWO_NEEDS = [
     # the second need after six clauses of situation (the last clauses are read, not the first)
     ("帮一个老人问，他八十了，住三组，老伴走了，儿子在外地，女儿也不在身边，他想申请高龄津贴，另外身份证过期了要换",
@@ -66,6 +66,10 @@ LONG_TWO_NEEDS = [
     # 以前 in a clause that asks is no context
     ("我妈在重庆住院，想问异地备案咋个办，还有以前没备案自己垫的钱能不能报销",
      {"medins.offsite-filing", "medins.manual-reimbursement"}),
+]
+
+#: (question, the items a clarify must offer): vague after context.
+LONG_VAGUE = [
     # vague, after a done clause whose words still tell (二级: the nursing subsidy), though not the item
     # it completed (the card)
     ("刚办了二级残疾证，家里又困难，接下来能申请哪些补贴", {"disability.living-subsidy", "disability.nursing-subsidy"}),
@@ -104,7 +108,12 @@ def test_long_context_then_another_matter_falls_back(knowledge: Knowledge, quest
 
 
 @pytest.mark.parametrize(("question", "items"), LONG_TWO_NEEDS, ids=[q for q, _ in LONG_TWO_NEEDS])
-def test_long_two_needs_are_asked_back_with_both(knowledge: Knowledge, question: str, items: set[str]) -> None:
+def test_long_two_needs_are_answered_offering_the_other(knowledge: Knowledge, question: str, items: set[str]) -> None:
+    assert_both_needs(knowledge.match(question), items)
+
+
+@pytest.mark.parametrize(("question", "items"), LONG_VAGUE, ids=[q for q, _ in LONG_VAGUE])
+def test_long_vague_questions_are_asked_back(knowledge: Knowledge, question: str, items: set[str]) -> None:
     result = knowledge.match(question)
     assert result.action == "clarify" and items <= set(result.candidates), result
 

@@ -3,9 +3,10 @@
 Data-driven on the real ``faq/`` and ``intents/``: the rule is about how residents phrase things, so
 the cases are residents' questions and the items are the catalogue's. Three kinds:
 
-* two needs in one message, which must be asked back with both items offered: two things listed by a
-  part of their names (养老和医保, 身份证社保卡都…), or a second clause added with 也/还/再/顺便 that is
-  short or only describes ("工资也不给", "把医保也上了");
+* two needs in one message: two things listed by a part of their names (养老和医保, 身份证社保卡都…),
+  which must be asked back with both items offered; or a second clause added with 也/还/再/顺便 that is
+  short or only describes ("工资也不给", "把医保也上了"), which must be answered about one need carrying
+  the other in ``also`` (the reply offers it next; see bot/understanding/needs.py for why not a clarify);
 * context and one need, which must be answered with the item asked for — not the one named as what
   was already done ("结婚证已经领了，还想问下居住证咋个办");
 * one need whose words touch another item (两样材料, one item's two benefits, 还 meaning "still"),
@@ -19,10 +20,10 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import shipped_knowledge
+from tests.test_understanding_helpers import assert_both_needs, shipped_knowledge
 
-#: (question, the items a clarify must offer).
-TWO_NEEDS = [
+#: (question, the items a clarify must offer): two things listed.
+LISTED = [
     # listed by a part of their names, joined by 和/跟/还有/或者/还是
     ("医保跟养老保险都在哪里交", {"medins.resident-payment", "hrss.resident-pension-enroll"}),
     ("在外地交的养老和医保都想转回旺苍", {"hrss.pension-transfer", "medins.transfer"}),
@@ -38,7 +39,11 @@ TWO_NEEDS = [
     ("钱包掉了 身份证社保卡都在里头", {"police.id-card", "hrss.social-security-card-replace"}),
     # a modifier both share: 残疾人的证 and 残疾人的补贴
     ("残疾人的证和补贴怎么办", {"disability.card-new", "disability.living-subsidy", "disability.nursing-subsidy"}),
-    # a second clause that adds a matter (也, 还, 另外, 顺便), short or only describing
+]
+
+#: (question, the items answered and offered): a second clause that adds a matter (也, 还, 另外, 顺便),
+#: short or only describing.
+TWO_NEEDS = [
     ("在工地摔伤了，工资也不给", {"hrss.work-injury", "hrss.wage-arrears"}),
     ("在工地受了伤 老板工资也不结 咋办", {"hrss.work-injury", "hrss.wage-arrears"}),
     ("工伤了老板还欠着工资不给", {"hrss.work-injury", "hrss.wage-arrears"}),
@@ -98,7 +103,7 @@ FURTHER_ASKED = [
     ("失业了想领失业金，每月的待遇要啥子材料", "hrss.unemployment-benefit"),
 ]
 
-#: (question, the items a clarify must offer): a second need after a bare pause (the 顺便问下 that
+#: (question, the items answered and offered): a second need after a bare pause (the 顺便问下 that
 #: would mark it is often cut as filler), which names its item or holds more than one word of it.
 SECOND_NEED_AFTER_A_PAUSE = [
     ("想申请公租房，低保咋个办", {"housing.public-rental", "civil.dibao"}),
@@ -112,36 +117,42 @@ def knowledge() -> Knowledge:
     return shipped_knowledge()
 
 
-@pytest.mark.parametrize(("question", "items"), TWO_NEEDS, ids=[q for q, _ in TWO_NEEDS])
-def test_two_needs_are_asked_back_with_both(knowledge: Knowledge, question: str, items: set[str]) -> None:
+@pytest.mark.parametrize(("question", "items"), LISTED, ids=[q for q, _ in LISTED])
+def test_two_listed_needs_are_asked_back_with_both(knowledge: Knowledge, question: str, items: set[str]) -> None:
     result = knowledge.match(question)
     assert result.action == "clarify" and items <= set(result.candidates), result
+
+
+@pytest.mark.parametrize(("question", "items"), TWO_NEEDS, ids=[q for q, _ in TWO_NEEDS])
+def test_two_needs_are_answered_one_offering_the_other(knowledge: Knowledge, question: str, items: set[str]) -> None:
+    result = knowledge.match(question)
+    assert_both_needs(result, items)
 
 
 @pytest.mark.parametrize(("question", "item"), CONTEXT_AND_NEED, ids=[q for q, _ in CONTEXT_AND_NEED])
 def test_context_and_a_need_answer_the_need(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
-    assert (result.action, result.item) == ("answer", item), result
+    assert (result.action, result.item, result.also) == ("answer", item, ()), result
 
 
 @pytest.mark.parametrize(("question", "item"), ONE_NEED, ids=[q for q, _ in ONE_NEED])
 def test_one_need_touching_another_item_is_answered(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
-    assert (result.action, result.item) == ("answer", item), result
+    assert (result.action, result.item, result.also) == ("answer", item, ()), result
 
 
 @pytest.mark.parametrize(("question", "item"), FURTHER_ASKED, ids=[q for q, _ in FURTHER_ASKED])
 def test_a_further_question_on_the_need_is_no_second_need(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
-    assert (result.action, result.item) == ("answer", item), result
+    assert (result.action, result.item, result.also) == ("answer", item, ()), result
 
 
 @pytest.mark.parametrize(("question", "items"), SECOND_NEED_AFTER_A_PAUSE,
                          ids=[q for q, _ in SECOND_NEED_AFTER_A_PAUSE])
-def test_a_second_need_after_a_pause_is_still_asked_back(knowledge: Knowledge, question: str,
+def test_a_second_need_after_a_pause_is_still_offered(knowledge: Knowledge, question: str,
                                                          items: set[str]) -> None:
     result = knowledge.match(question)
-    assert result.action == "clarify" and items <= set(result.candidates), result
+    assert_both_needs(result, items)
 
 
 #: (question, the one item to answer): a clause that only tells the situation of the need, though it
@@ -175,11 +186,11 @@ LACKING_AND_BOTH_ASKED = [
 @pytest.mark.parametrize(("question", "item"), SITUATION_NOT_A_NEED, ids=[q for q, _ in SITUATION_NOT_A_NEED])
 def test_a_clause_telling_the_situation_is_no_second_need(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
-    assert (result.action, result.item) == ("answer", item), result
+    assert (result.action, result.item, result.also) == ("answer", item, ()), result
 
 
 @pytest.mark.parametrize(("question", "items"), LACKING_AND_BOTH_ASKED, ids=[q for q, _ in LACKING_AND_BOTH_ASKED])
-def test_what_is_lacking_asked_about_with_the_need_is_asked_back(knowledge: Knowledge, question: str,
+def test_what_is_lacking_asked_about_with_the_need_is_offered(knowledge: Knowledge, question: str,
                                                                   items: set[str]) -> None:
     result = knowledge.match(question)
-    assert result.action == "clarify" and items <= set(result.candidates), result
+    assert_both_needs(result, items)

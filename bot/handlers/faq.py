@@ -60,6 +60,8 @@ FALLBACK = (
 NO_LIST = "请直接告诉我您想办什么事，比如“办低保要带啥材料”。"
 CLARIFY_HEAD = "您问的是哪一项？"
 CLARIFY_TAIL = "回复数字选择"
+ALSO_HEAD = "您还问到："
+ALSO_TAIL = "回复数字查看"
 PICK_OUT_OF_RANGE = "请回复 1 到 {count} 之间的数字："
 ASK_ITEM = "请问是哪件事？比如“低保{example}”。"
 GUIDE_HEAD = "【办事指南】"
@@ -119,10 +121,11 @@ class FaqContext:
     aspect: str = DEFAULT_ASPECT      # aspect of that answer, or of the pending clarify list
     options: list[str] = field(default_factory=list)  # pending clarify list, best first
     asked: str | None = None          # an aspect asked before saying which item ("要多久" → "低保")
+    offered: list[str] = field(default_factory=list)  # other needs offered after the answer ("您还问到")
 
     def to_state(self, now: datetime) -> dict[str, Any]:
         return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
-                "at": now.isoformat()}
+                "offered": list(self.offered), "at": now.isoformat()}
 
 
 def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> FaqContext:
@@ -140,7 +143,8 @@ def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -
     options = [o for o in raw.get("options") or [] if isinstance(o, str)]
     aspect = raw.get("aspect") if isinstance(raw.get("aspect"), str) else DEFAULT_ASPECT
     asked = raw.get("asked") if isinstance(raw.get("asked"), str) else None
-    return FaqContext(item, aspect, options, asked)
+    offered = [o for o in raw.get("offered") or [] if isinstance(o, str)]
+    return FaqContext(item, aspect, options, asked, offered)
 
 
 def last_item(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> str | None:
@@ -215,6 +219,11 @@ def format_answer(item: ServiceItem, aspect: str = DEFAULT_ASPECT, limit: int = 
 
 def format_clarify(items: Sequence[ServiceItem]) -> str:
     return "\n".join([CLARIFY_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), CLARIFY_TAIL])
+
+
+def format_also(items: Sequence[ServiceItem]) -> str:
+    """The other needs of a message, after its answer: numbered, so "1" or "第一个" opens one."""
+    return "\n".join([ALSO_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), ALSO_TAIL])
 
 
 def format_guide(knowledge: Knowledge) -> str:
@@ -383,7 +392,10 @@ class FaqDialogue:
                 or await self._fallback(turn))
 
     async def _pending_pick(self, t: "_Turn") -> Response | None:
-        """A reply to the clarify list: a number, or the name of one option."""
+        """A reply to the clarify list: a number, or the name of one option; or a number picking one
+        of the other needs offered after an answer (see :meth:`_offered_pick`)."""
+        if not t.context.options and t.context.offered:
+            return await self._offered_pick(t)
         options = t.context.options
         moved_on = t.u.match.action == "answer" and t.u.match.item not in options  # a new, clear question
         if not options or t.u.intent in ("greeting", "thanks", "help") or moved_on:
@@ -393,6 +405,20 @@ class FaqDialogue:
             aspect = t.u.aspect if t.u.aspect_explicit else t.context.aspect
             return await self._answer(t, picked, aspect, intent="pick")
         return self._repeat_options(t.knowledge, t.context) if t.u.intent == "pick" else None
+
+    async def _offered_pick(self, t: "_Turn") -> Response | None:
+        """"1" or "第一个" after an answer that offered the message's other needs ("您还问到：…").
+
+        Why only a number: the resident was just answered about one item, so a follow-up ("要多久",
+        "要带啥") is about that one; the fuzzy name pick of a clarify list would read it as the other."""
+        offered = [o for o in t.context.offered if o in t.knowledge.items]
+        if t.u.intent != "pick" or t.u.pick is None or not offered:
+            return None
+        if t.u.pick > len(offered):
+            items = [t.knowledge.items[o] for o in offered]
+            text = PICK_OUT_OF_RANGE.format(count=len(items)) + "\n" + "\n".join(_numbered(i.name for i in items))
+            return Response.text(text, intent="pick", action="clarify")
+        return await self._answer(t, offered[t.u.pick - 1], t.context.aspect, intent="pick")
 
     @staticmethod
     def _smalltalk(u: Understanding) -> Response | None:
@@ -410,7 +436,7 @@ class FaqDialogue:
         aspect = t.u.aspect if t.u.aspect_explicit else (t.context.asked or t.u.aspect)
         match = t.u.match
         if t.u.intent == "faq" and match.action == "answer" and match.item in t.knowledge.items:
-            return await self._answer(t, match.item, aspect, intent="faq")
+            return await self._answer(t, match.item, aspect, intent="faq", also=match.also)
         only_aspect = t.u.aspect_explicit and lexicon.only_aspect(t.u.normalized)
         if t.u.intent == "faq" and match.action == "clarify" and not (
                 only_aspect and not names_an_item(lexicon.vocabulary, t.u.normalized, match.candidates)):
@@ -428,11 +454,19 @@ class FaqDialogue:
         state[STATE_KEY] = context.to_state(t.ctx.now)
         await self._bounded(t.ctx.save_state(state, ttl_seconds=self.ttl), "saving the conversation state")
 
-    async def _answer(self, t: "_Turn", ident: str, aspect: str, intent: str) -> Response:
+    async def _answer(self, t: "_Turn", ident: str, aspect: str, intent: str,
+                      also: Sequence[str] = ()) -> Response:
+        """The answer about one item; ``also``: the message's other needs, offered after it by number."""
         item = t.knowledge.items[ident]
-        await self._save(t, FaqContext(item=ident, aspect=aspect))
-        return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
-                             meta={"aspect": aspect})
+        offered = [o for o in also if o in t.knowledge.items and o != ident][:MAX_OPTIONS]
+        await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered))
+        if not offered:
+            return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
+                                 meta={"aspect": aspect})
+        tail = format_also([t.knowledge.items[o] for o in offered])
+        text = format_answer(item, aspect, MAX_REPLY_CHARS - len(tail) - 1) + "\n" + tail
+        return Response.text(text, intent=intent, item=ident, action="answer",
+                             meta={"aspect": aspect, "also": ",".join(offered)})
 
     async def _clarify(self, t: "_Turn", aspect: str) -> Response | None:
         options = [c for c in t.u.match.candidates if c in t.knowledge.items][:MAX_OPTIONS]

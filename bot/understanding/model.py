@@ -78,13 +78,15 @@ class MatchResult:
     ``item`` is set only for ``answer``; ``candidates`` are ids best first (at most 5): for
     ``clarify`` the options to offer, for ``answer`` the answered id first, for ``fallback`` whatever
     came closest (useful for logs, never to be shown as an answer). ``score`` is 0–100, the top
-    item's confidence.
+    item's confidence. ``also``, on an answer only: other items the question asks for in clauses of
+    their own ("我想办低保，还要开个证明"), best first; the reply answers ``item`` and offers these next.
     """
 
     action: Action
     item: str | None
     candidates: tuple[str, ...]
     score: float
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Two needs in one message: clarify when two clauses ask for two different items.
+"""Two needs in one message: the items that two or more clauses ask for.
 
 "我想办低保，还要开个证明", "残疾证到期了，顺便问下护理补贴咋个领", "在工地摔伤了，工资也不给": scored as a whole,
 the clause with more words wins and the other need is silently dropped, so each clause that asks (or
@@ -6,9 +6,16 @@ adds a matter with 也/还/再) is scored on its own among the best candidates, 
 alone answers one item clearly with an anchor of that item inside it. Context clauses (who someone is,
 what was done, a paper to bring, whether the need requires something) make no second need.
 
-Split out of :mod:`bot.understanding.matcher` (whose decision calls :meth:`TwoNeeds.clarify`): one rule
-with its own helpers; it reads the matcher's index, the items' names and anchors
-(:class:`~bot.understanding.names.ItemNames`) and ``[contrast]`` families and changes none of them.
+What the matcher does with them (:meth:`~bot.understanding.matcher.Matcher.match`): the decision stands
+as if the rule were not there, and an answer about one of the needs carries the others in
+``MatchResult.also``, which the reply offers next. Until session 7 the rule asked back instead ("您问的是
+哪一项？"); but the resident asked for both, not for one of them, and writers who label questions
+independently label such a question with its main need: over seven held-out sets (2,754 questions) the
+clarify changed 22 outcomes and was wrong on 16 of them.
+
+Split out of :mod:`bot.understanding.matcher`: one rule with its own helpers; it reads the matcher's
+index, the items' names and anchors (:class:`~bot.understanding.names.ItemNames`) and ``[contrast]``
+families and changes none of them.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ from bot.understanding.clauses import MATERIAL, Clause, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, units
 from bot.understanding.index import CoreFn, ItemIndex
-from bot.understanding.model import MatchResult
 from bot.understanding.names import ItemNames
 
 if TYPE_CHECKING:
@@ -55,9 +61,10 @@ class TwoNeeds:
         self._core = core
         self._names = names
 
-    def clarify(self, normalized: str, scored: list[tuple[float, str]]) -> MatchResult | None:
-        """Clarify when two clauses of the question ask for two different items ("我想办低保，还要开个
-        证明", "残疾证到期了，顺便问下护理补贴咋个领", "在工地摔伤了，工资也不给").
+    def asked_for(self, normalized: str, scored: list[tuple[float, str]]) -> tuple[str, ...]:
+        """The items two or more clauses of the question ask for, best first, the best-scored item
+        among them ("我想办低保，还要开个证明", "残疾证到期了，顺便问下护理补贴咋个领", "在工地摔伤了，工资也不给");
+        empty when the question asks for one thing.
 
         Why per clause: scored as a whole, the clause with more words wins and the other need is
         silently dropped. A clause counts when it asks or complains about something (办, 领, 咋个, 不发 …;
@@ -68,12 +75,12 @@ class TwoNeeds:
         hold an anchor of one of them, so this costs a few set operations, not a second search."""
         clauses = split_clauses(normalized)[-self.settings.max_clauses:]
         if len(clauses) < 2 or not scored:
-            return None
+            return ()
         pool = [ident for _, ident in scored[: self.settings.max_candidates * 2]]
         best = scored[0][1]
         possible = self._possible_needs(clauses, pool, best)
         if possible is None:
-            return None
+            return ()
         cuts, winnable = possible
         claims: dict[Clause, _Claim | None] = {}
 
@@ -87,7 +94,7 @@ class TwoNeeds:
         # and ``further`` (like the materials below) only takes such wins away: when none is won without
         # it, there is none at all
         if all(winner(clause) in (None, best) for clause, idents in winnable.items() if idents - {best}):
-            return None
+            return ()
         asked: list[tuple[Clause, str | None]] = []
         for clause in clauses:
             if clause.asks:
@@ -101,7 +108,7 @@ class TwoNeeds:
         distinct = {ident for _, ident in asked
                     if ident and not (ident != best and materials and self._names.anchored(materials, (ident,)))}
         if not distinct:
-            return None
+            return ()
         if any(clause.adds for clause, ident in asked if ident):
             # "在工地摔伤了，工资也不给": the matter the other clause adds a second one to — not scored when
             # every item that could win it is among the winners already
@@ -111,9 +118,8 @@ class TwoNeeds:
                     if ident:
                         distinct.add(ident)
         if len(distinct) < 2 or best not in distinct:
-            return None
-        options = tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
-        return MatchResult("clarify", None, options, round(scored[0][0], 2))
+            return ()
+        return tuple(ident for _, ident in scored if ident in distinct)[: self.settings.max_candidates]
 
     def _possible_needs(self, clauses: Sequence[Clause], pool: Sequence[str], best: str
                         ) -> tuple[dict[Clause, _ClauseCut | None], dict[Clause, frozenset[str]]] | None:
