@@ -264,3 +264,17 @@ async def test_an_offer_out_of_range_lists_it_again(db_url: str, http: aiohttp.C
         await say(emu, services, clock, OPENID, "在工地摔伤了，工资也不给")
         wrong = await say(emu, services, clock, OPENID, "3")
         assert wrong.action == "clarify" and "请回复 1 到 1 之间的数字" in wrong.text
+
+
+async def test_an_answer_offers_a_close_sibling(db_url: str, http: aiohttp.ClientSession) -> None:
+    """The matcher answered one of two siblings on a word of its own; the other is one reply away."""
+    clock = FakeClock()
+    funeral, death = "civil.funeral-subsidy", "hrss.death-benefit"
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        first = await say(emu, services, clock, OPENID, "我外公前天去世了，后事办完了，有啥子钱可以领不")
+        assert first.item == funeral and f"【{items[funeral].name}】" in first.text
+        assert "您可能还想问：" in first.text and f"1. {items[death].name}" in first.text
+        assert "您还问到" not in first.text and len(first.text) <= 600
+        picked = await say(emu, services, clock, OPENID, "第一个")
+        assert picked.item == death and f"【{items[death].name}】" in picked.text

@@ -12,6 +12,7 @@ from bot.handlers.faq import (
     format_answer,
     format_clarify,
     format_guide,
+    format_offer,
 )
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
@@ -91,3 +92,12 @@ def test_guide_examples_are_answered_by_the_current_faq(knowledge: Knowledge) ->
             question, understood.match)
     for department in {item.department for item in knowledge.items.values()}:
         assert department in guide
+
+
+def test_an_offer_numbers_other_needs_then_siblings_in_one_run(knowledge: Knowledge) -> None:
+    """"1" and "2" must mean what the resident reads: the other needs first, then the close siblings."""
+    items = knowledge.items
+    need, sibling = items["hrss.wage-arrears"], items["hrss.death-benefit"]
+    assert format_offer([need], [sibling]).split("\n") == [
+        "您还问到：", f"1. {need.name}", "您可能还想问：", f"2. {sibling.name}", "回复数字查看"]
+    assert format_offer([], [sibling]).split("\n") == ["您可能还想问：", f"1. {sibling.name}", "回复数字查看"]

@@ -61,7 +61,8 @@ NO_LIST = "请直接告诉我您想办什么事，比如“办低保要带啥材
 CLARIFY_HEAD = "您问的是哪一项？"
 CLARIFY_TAIL = "回复数字选择"
 ALSO_HEAD = "您还问到："
-ALSO_TAIL = "回复数字查看"
+RELATED_HEAD = "您可能还想问："
+OFFER_TAIL = "回复数字查看"
 PICK_OUT_OF_RANGE = "请回复 1 到 {count} 之间的数字："
 ASK_ITEM = "请问是哪件事？比如“低保{example}”。"
 GUIDE_HEAD = "【办事指南】"
@@ -121,7 +122,7 @@ class FaqContext:
     aspect: str = DEFAULT_ASPECT      # aspect of that answer, or of the pending clarify list
     options: list[str] = field(default_factory=list)  # pending clarify list, best first
     asked: str | None = None          # an aspect asked before saying which item ("要多久" → "低保")
-    offered: list[str] = field(default_factory=list)  # other needs offered after the answer ("您还问到")
+    offered: list[str] = field(default_factory=list)  # items offered after the answer (您还问到, 您可能还想问)
 
     def to_state(self, now: datetime) -> dict[str, Any]:
         return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
@@ -221,9 +222,16 @@ def format_clarify(items: Sequence[ServiceItem]) -> str:
     return "\n".join([CLARIFY_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), CLARIFY_TAIL])
 
 
-def format_also(items: Sequence[ServiceItem]) -> str:
-    """The other needs of a message, after its answer: numbered, so "1" or "第一个" opens one."""
-    return "\n".join([ALSO_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), ALSO_TAIL])
+def format_offer(also: Sequence[ServiceItem], related: Sequence[ServiceItem]) -> str:
+    """What an answer offers next, numbered in one run so "1" or "第一个" opens one: the message's other
+    needs (您还问到), then the answered item's close siblings (您可能还想问)."""
+    lines: list[str] = []
+    numbered = _numbered(i.name for i in [*also, *related])
+    if also:
+        lines += [ALSO_HEAD, *numbered[: len(also)]]
+    if related:
+        lines += [RELATED_HEAD, *numbered[len(also):]]
+    return "\n".join([*lines, OFFER_TAIL])
 
 
 def format_guide(knowledge: Knowledge) -> str:
@@ -407,7 +415,7 @@ class FaqDialogue:
         return self._repeat_options(t.knowledge, t.context) if t.u.intent == "pick" else None
 
     async def _offered_pick(self, t: "_Turn") -> Response | None:
-        """"1" or "第一个" after an answer that offered the message's other needs ("您还问到：…").
+        """"1" or "第一个" after an answer that offered other items ("您还问到：…", "您可能还想问：…").
 
         Why only a number: the resident was just answered about one item, so a follow-up ("要多久",
         "要带啥") is about that one; the fuzzy name pick of a clarify list would read it as the other."""
@@ -436,7 +444,7 @@ class FaqDialogue:
         aspect = t.u.aspect if t.u.aspect_explicit else (t.context.asked or t.u.aspect)
         match = t.u.match
         if t.u.intent == "faq" and match.action == "answer" and match.item in t.knowledge.items:
-            return await self._answer(t, match.item, aspect, intent="faq", also=match.also)
+            return await self._answer(t, match.item, aspect, intent="faq", also=match.also, related=match.related)
         only_aspect = t.u.aspect_explicit and lexicon.only_aspect(t.u.normalized)
         if t.u.intent == "faq" and match.action == "clarify" and not (
                 only_aspect and not names_an_item(lexicon.vocabulary, t.u.normalized, match.candidates)):
@@ -455,18 +463,23 @@ class FaqDialogue:
         await self._bounded(t.ctx.save_state(state, ttl_seconds=self.ttl), "saving the conversation state")
 
     async def _answer(self, t: "_Turn", ident: str, aspect: str, intent: str,
-                      also: Sequence[str] = ()) -> Response:
-        """The answer about one item; ``also``: the message's other needs, offered after it by number."""
+                      also: Sequence[str] = (), related: Sequence[str] = ()) -> Response:
+        """The answer about one item, then what it offers by number: ``also``, the message's other needs;
+        ``related``, the item's close siblings (see ``MatchResult``)."""
         item = t.knowledge.items[ident]
-        offered = [o for o in also if o in t.knowledge.items and o != ident][:MAX_OPTIONS]
+        known = t.knowledge.items
+        also = [o for o in dict.fromkeys(also) if o in known and o != ident][:MAX_OPTIONS]
+        related = [o for o in dict.fromkeys(related) if o in known and o != ident and o not in also]
+        related = related[: MAX_OPTIONS - len(also)]
+        offered = also + related
         await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered))
         if not offered:
             return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
                                  meta={"aspect": aspect})
-        tail = format_also([t.knowledge.items[o] for o in offered])
+        tail = format_offer([known[o] for o in also], [known[o] for o in related])
         text = format_answer(item, aspect, MAX_REPLY_CHARS - len(tail) - 1) + "\n" + tail
         return Response.text(text, intent=intent, item=ident, action="answer",
-                             meta={"aspect": aspect, "also": ",".join(offered)})
+                             meta={"aspect": aspect, "offered": ",".join(offered)})
 
     async def _clarify(self, t: "_Turn", aspect: str) -> Response | None:
         options = [c for c in t.u.match.candidates if c in t.knowledge.items][:MAX_OPTIONS]

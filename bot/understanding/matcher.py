@@ -89,7 +89,8 @@ class MatcherSettings:
     min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
                                      # leaves 咋办, not enough to choose registration over the benefit)
     sibling_window: float = 10.0     # a sibling (see Matcher._close_sibling) this close to an answer,
-                                     # the question holding no word of the answer's own: ask
+                                     # the question holding no word of the answer's own: ask (else the
+    max_related: int = 2             # reply offers up to this many of them after the answer)
     outside_top_window: float = 8.0  # a generic word's item this close behind a best item outside its
                                      # items, which the rest holds no anchor of: ask (困难家庭补助)
     answer_min: float = 35.0         # below: never answer outright
@@ -791,7 +792,10 @@ class Matcher:
         Why: residents ask of a sibling pair without the generic word itself ("计生扶助金咋个申请",
         "人死了有丧葬补助吗", "助老服务咋个申请"), and the scores then lean to one item on the wording
         of its sample questions, not on anything the resident said; independent question writers
-        mark such questions ambiguous. A word only one of them has (丢了, 八十岁, 上门) still answers."""
+        mark such questions ambiguous. A word only one of them has (丢了, 八十岁, 上门) still answers,
+        and the close siblings go with the answer in ``related``, for the reply to offer: writers still
+        call about half of such questions ambiguous, so a resident who meant the sibling is one reply
+        away from it."""
         top = result.item
         siblings = self._siblings.get(top or "", frozenset())
         floor = result.score - self.settings.sibling_window
@@ -806,7 +810,8 @@ class Matcher:
                  and not set(words) - self._item_words[self.index.position[ident]]
                  and ident not in self._contrast.ruled_out(compact, {top, ident})[0]]
         if not vague:
-            return result
+            # told apart by a word of the answer's own, yet close: offered after the answer, not asked
+            return replace(result, related=tuple(close[: self.settings.max_related]))
         return MatchResult("clarify", None, (top, *vague)[: self.settings.max_candidates], result.score)
 
     def _top_words(self, normalized: str, ident: str) -> tuple[list[str], set[str]]:

@@ -78,8 +78,10 @@ class MatchResult:
     ``item`` is set only for ``answer``; ``candidates`` are ids best first (at most 5): for
     ``clarify`` the options to offer, for ``answer`` the answered id first, for ``fallback`` whatever
     came closest (useful for logs, never to be shown as an answer). ``score`` is 0–100, the top
-    item's confidence. ``also``, on an answer only: other items the question asks for in clauses of
-    their own ("我想办低保，还要开个证明"), best first; the reply answers ``item`` and offers these next.
+    item's confidence. On an answer only, what the reply offers next, best first: ``also``, other items
+    the question asks for in clauses of their own ("我想办低保，还要开个证明"); ``related``, siblings of the
+    item (one generic word may mean either) scoring close behind, which the question's own words told
+    apart from it — the answer is then likely but not certain ("外公去世了，有啥子钱可以领").
     """
 
     action: Action
@@ -87,6 +89,7 @@ class MatchResult:
     candidates: tuple[str, ...]
     score: float
     also: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
