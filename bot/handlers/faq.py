@@ -401,7 +401,7 @@ class FaqDialogue:
 
     async def _pending_pick(self, t: "_Turn") -> Response | None:
         """A reply to the clarify list: a number, or the name of one option; or a number picking one
-        of the other needs offered after an answer (see :meth:`_offered_pick`)."""
+        of the items offered after an answer (see :meth:`_offered_pick`)."""
         if not t.context.options and t.context.offered:
             return await self._offered_pick(t)
         options = t.context.options
@@ -412,7 +412,7 @@ class FaqDialogue:
         if picked is not None:
             aspect = t.u.aspect if t.u.aspect_explicit else t.context.aspect
             return await self._answer(t, picked, aspect, intent="pick")
-        return self._repeat_options(t.knowledge, t.context) if t.u.intent == "pick" else None
+        return self._repeat_options(t.knowledge, options) if t.u.intent == "pick" else None
 
     async def _offered_pick(self, t: "_Turn") -> Response | None:
         """"1" or "第一个" after an answer that offered other items ("您还问到：…", "您可能还想问：…").
@@ -423,9 +423,7 @@ class FaqDialogue:
         if t.u.intent != "pick" or t.u.pick is None or not offered:
             return None
         if t.u.pick > len(offered):
-            items = [t.knowledge.items[o] for o in offered]
-            text = PICK_OUT_OF_RANGE.format(count=len(items)) + "\n" + "\n".join(_numbered(i.name for i in items))
-            return Response.text(text, intent="pick", action="clarify")
+            return self._repeat_options(t.knowledge, offered)
         return await self._answer(t, offered[t.u.pick - 1], t.context.aspect, intent="pick")
 
     @staticmethod
@@ -491,8 +489,9 @@ class FaqDialogue:
                              meta={"aspect": aspect, "options": ",".join(options)})
 
     @staticmethod
-    def _repeat_options(knowledge: Knowledge, context: FaqContext) -> Response:
-        items = [knowledge.items[o] for o in context.options if o in knowledge.items]
+    def _repeat_options(knowledge: Knowledge, options: Sequence[str]) -> Response:
+        """A number out of range: the list again, with the range to pick from."""
+        items = [knowledge.items[o] for o in options if o in knowledge.items]
         text = PICK_OUT_OF_RANGE.format(count=len(items)) + "\n" + "\n".join(_numbered(i.name for i in items))
         return Response.text(text, intent="pick", action="clarify")
 
