@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from bot.understanding.clauses import DONE, OFFICE, stated
 from bot.understanding.contrast import Contrast
-from bot.understanding.grams import anchor_grams
-from bot.understanding.index import CoreFn, Features, ItemIndex
+from bot.understanding.index import Features, ItemIndex
 from bot.understanding.model import MatchResult
 from bot.understanding.names import ItemNames
 from bot.understanding.phonetic import syllable
@@ -58,13 +57,11 @@ _GOING_TO_OFFICE = re.compile(r"(?:去|到|在|找)?(?:" + OFFICE.pattern + ")")
 class Lists:
     """The list rule over one knowledge snapshot (built with the matcher)."""
 
-    def __init__(self, index: ItemIndex, settings: "MatcherSettings", contrast: Contrast, core: CoreFn,
-                 names: ItemNames) -> None:
+    def __init__(self, index: ItemIndex, settings: "MatcherSettings", contrast: Contrast, names: ItemNames) -> None:
         """``names``: the items' whole names and anchors, as the matcher built them."""
         self.index = index
         self.settings = settings
         self._contrast = contrast
-        self._core = core
         self._names = names
         owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
         for position, grams in enumerate(names.anchors):
@@ -137,7 +134,7 @@ class Lists:
         if any(o[3] for o in side):
             return True
         text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
-        grams = anchor_grams(self._core(text), text)
+        grams = self._names.held(text)
         if not strict and any(grams & self._names.specific[i] for o in side for i in o[2]):
             return True
         return bool(self._contrast.marked(text))
@@ -248,7 +245,7 @@ class Lists:
         """True when ``text`` alone holds a whole name, a ``[contrast]`` word or a specific anchor."""
         if next(self._names.whole_names(text), None) is not None:
             return True
-        if anchor_grams(self._core(text), text) & self._all_specific:
+        if self._names.held(text) & self._all_specific:
             return True
         return bool(self._contrast.marked(text))
 
@@ -261,7 +258,7 @@ class Lists:
         before = normalized[clause_start:start]
         rest = (before if before.endswith("的") else "") + " " + normalized[end: clause_end if clause_end >= 0 else None]
         rest = _JOINTLY.sub(" ", rest)  # 一起 takes both sides (是不是一起办), whoever's questions use it
-        held = anchor_grams(self._core(rest), rest)
+        held = self._names.held(rest)
         return bool(held & self._names.specific[best[0]]) != bool(held & self._names.specific[best[1]])
 
 

@@ -169,7 +169,7 @@ class Matcher:
         # the items' anchors and whole names, with the tests on them: one for the decision and every rule
         self.names = ItemNames(self.index, self.settings, core, cues)
         self._question_anchors = self._compile_question_anchors(items)
-        self.lists = Lists(self.index, self.settings, self._contrast, core, self.names)
+        self.lists = Lists(self.index, self.settings, self._contrast, self.names)
         self.needs = TwoNeeds(self.index, self.settings, self._contrast, core, self.names)
         siblings: dict[str, set[str]] = defaultdict(set)
         for _term, members in self.index.ambiguous:
@@ -272,7 +272,7 @@ class Matcher:
             return False
         # only now the item's anchors per clause (the costly part, on every question reaching here)
         anchors = self.names.anchors[top]
-        held = [bool(anchor_grams(self._core(compact[a:b]), compact[a:b]) & anchors) for a, b, _ in clauses]
+        held = [bool(self.names.held(compact[a:b]) & anchors) for a, b, _ in clauses]
         # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only
         # context; or named in the asking clause itself
         return any(held) and not held[last] and not any(
@@ -394,7 +394,7 @@ class Matcher:
         if not inside or inside[0][2] or not any(asks for *_, asks in clauses):
             return False
         others = " ".join(compact[a:b] for a, b, _ in clauses if (a, b) != inside[0][:2])
-        if anchor_grams(self._core(others), others) & self.names.specific[top]:
+        if self.names.names_specifically(others, top):
             return True
         joined = others.replace(" ", "")
         return any(len(word) >= 3 and word in joined for word in self._item_words[top])
@@ -403,7 +403,7 @@ class Matcher:
         """True when the question, without the span, holds a specific anchor of the top item: something
         else in it names the item, so the span need not be what the question is about."""
         rest = compact[:start] + " " + compact[end:]
-        return bool(anchor_grams(self._core(rest), rest) & self.names.specific[top])
+        return self.names.names_specifically(rest, top)
 
     def _crosses_item_word(self, text: str, start: int, end: int, top: int,
                            words: frozenset[str] | None = None) -> bool:
@@ -415,8 +415,7 @@ class Matcher:
 
         Why both ways: the longest reading alone saved 户口本丢了 for the identity card (whose cue 丢了 it
         crosses), though the word as found lies clear of it."""
-        longest_end = max((start + n for n in range(len(text) - start, end - start, -1)
-                           if text[start:start + n] in self._out_of_scope_set), default=end)
+        longest_end = start + len(self._longest_topic(text, start, text[start:end]))
         words = self._item_words[top] if words is None else words
         return all(self._crossed(text, start, stop, words) for stop in {end, longest_end})
 
@@ -509,7 +508,7 @@ class Matcher:
         if result.action != "fallback" and joined not in self.index.exact:
             # a name heard by ear rewrote the question: its core is no longer ``segments``
             held = (anchor_grams(segments, normalized, grams) if heard is None
-                    else anchor_grams(self._core(normalized), normalized))
+                    else self.names.held(normalized))
             if not self.names.holds_anchor(held, result.candidates) and not self._loosely_anchored(
                     segments, normalized, result):
                 # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item;
@@ -851,7 +850,7 @@ class Matcher:
         for word in words:
             rest = rest.replace(word, " ")
         others = set().union(*(self.names.anchors[self.index.position[i]] for i in options[1:]))
-        if (anchor_grams(self._core(rest), rest) & self.names.anchors[top]) - others:
+        if (self.names.held(rest) & self.names.anchors[top]) - others:
             return []  # the rest names the top item alone (参保的人过世了: 参保)
         return options
 

@@ -119,10 +119,19 @@ class ItemNames:
         (``[ambiguous]``) that may mean it (医保 for the enrolment)."""
         return any(index in owners for _, _, owners in self.whole_names(text))
 
+    def held(self, text: str) -> set[str]:
+        """The anchor grams a text offers: those of its core, and across a particle as typed (离了婚
+        holds 离婚; see :func:`anchor_grams`). What every test of a text against anchors starts from."""
+        return anchor_grams(self._core(text), text)
+
     def anchored(self, normalized: str, idents: Iterable[str]) -> bool:
-        """True when the question holds an anchor (name, alias or cue bigram) of any of the items,
-        also across a particle (离了婚 holds 离婚; see :func:`anchor_grams`)."""
-        return self.holds_anchor(anchor_grams(self._core(normalized), normalized), idents)
+        """True when the question holds an anchor (name, alias or cue bigram) of any of the items."""
+        return self.holds_anchor(self.held(normalized), idents)
+
+    def names_specifically(self, text: str, index: int) -> bool:
+        """True when the text holds a specific anchor of the item (see ``specific``): something in it
+        names that item, not merely a word many items share."""
+        return bool(self.held(text) & self.specific[index])
 
     def holds_anchor(self, held: set[str], idents: Iterable[str]) -> bool:
         """True when a text's anchor grams (``held``, see :func:`anchor_grams`) hold an anchor of any of

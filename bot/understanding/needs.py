@@ -255,11 +255,11 @@ class TwoNeeds:
         described = _DESCRIBED.match(compact)
         if described:  # "灵活就业的能领不": only what follows the people described may name the need, by a
             rest = compact[described.end(1):]  # word of its own (登记 of 能登记不 is the other clause's too)
-            return not anchor_grams(self._core(rest), rest) & self._names.specific[index]
+            return not self._names.names_specifically(rest, index)
         spans = [(start, end) for start, end, owners in self._names.whole_names(compact) if index in owners]
         if not spans or not all(_STATUS.search(compact, 0, start) for start, _ in spans):
             return False
         rest = compact
         for start, end in reversed(spans):
             rest = rest[:start] + " " + rest[end:]
-        return not anchor_grams(self._core(rest), rest) & self._names.anchors[index]
+        return not self._names.held(rest) & self._names.anchors[index]
