@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.config import Config, load_config, replace
 from bot.storage.migrate import upgrade
 from bot.storage.models import Base
+from bot.understanding.knowledge import Knowledge
+from tests.test_understanding_helpers import shipped_knowledge
 
 #: The ``browser`` fixture (headless Debian Chromium) for the browser tests.
 pytest_plugins = ["tests.browser_helpers"]
@@ -108,6 +110,13 @@ def make_config(db_url: str, mode: str = "plain", **sections: dict[str, Any]) ->
     app = {"faq_dir": str(ROOT / "faq"), "intents_dir": str(ROOT / "intents"),
            "catalog_file": str(ROOT.parent / "shared" / "catalog" / "service-items.tsv"), **sections.pop("app", {})}
     return replace(base, wechat=wechat, database={"url": db_url}, sandbox={"enabled": "true"}, app=app, **sections)
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> Knowledge:
+    """The shipped faq/ and intents/, loaded once (see ``shipped_knowledge``). A module that needs a
+    tree of its own defines a ``knowledge`` fixture of its own, which takes precedence."""
+    return shipped_knowledge()
 
 
 @pytest.fixture

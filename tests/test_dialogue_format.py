@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bot.handlers.faq import (
     GUIDE_QUESTIONS,
     MAX_OPTIONS,
@@ -15,18 +13,10 @@ from bot.handlers.faq import (
     format_offer,
 )
 from bot.understanding.knowledge import Knowledge
-from bot.understanding.loader import load_knowledge
 from bot.understanding.model import ASPECTS
-from tests.conftest import ROOT
 
 WECHAT_TEXT_BYTES = 2048
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents", ROOT.parent / "shared" / "catalog" / "service-items.tsv")
-    assert loaded.items and not holder.problems, holder.problems
-    return loaded
 
 
 def test_every_answer_fits_a_phone_screen(knowledge: Knowledge) -> None:

@@ -25,8 +25,8 @@ from bot.dispatch.events import (
     VoiceMessage,
 )
 from bot.handlers.account import WELCOME
-from bot.handlers.fallback import UNDER_CONSTRUCTION, VOICE_UNCLEAR
-from bot.storage.models import Message, Resident, TemplateReceipt
+from bot.handlers.fallback import VOICE_UNCLEAR
+from bot.storage.models import Message, TemplateReceipt
 from bot.wechat.codec import sign
 from tests.conftest import TEST_TOKEN, make_config
 from tests.gateway_helpers import running_app

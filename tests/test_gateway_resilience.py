@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.dispatch import Context, Router

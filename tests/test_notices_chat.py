@@ -15,7 +15,7 @@ from bot.services.announcements import Announcements, load_announcement_file
 from bot.services.notices import load_notice_file
 from tests.conftest import ROOT, make_config
 from tests.gateway_helpers import running_app
-from tests.test_notices_helpers import EVENT, Clock, add_residents, local, service_for, write_notice
+from tests.test_notices_helpers import EVENT, Clock, local, service_for, write_notice
 
 
 def chat_config(db_url: str):  # type: ignore[no-untyped-def]

@@ -88,7 +88,7 @@ async def test_pickup_handin_return_confirmed_in_chat_with_trail_and_whereabouts
         told = await eventually(texts_to(mock, RESIDENT, "已取件"))
         assert LIST in told[0] and f"确认 {tid}" in told[0]
         r = await emu.send(emu.text(RESIDENT, "我的工单"))
-        assert f"材料：在网格员张秀英手里" in r.text and LIST in r.text and f"请核对后回复“确认 {tid}”" in r.text
+        assert "材料：在网格员张秀英手里" in r.text and LIST in r.text and f"请核对后回复“确认 {tid}”" in r.text
         r = await emu.send(emu.text(RESIDENT, "确认"))
         assert r.text == h.CONFIRMED.format(what="取件", id=tid)
         await eventually(texts_to(mock, zhang, f"居民已确认取件（工单{tid}）"))

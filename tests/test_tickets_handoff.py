@@ -22,7 +22,7 @@ from tests.gateway_helpers import running_app
 from tests.test_tickets_flow import scan
 from tests.test_tickets_grid_pick import assignment_to
 from tests.test_tickets_support import (  # noqa: F401 (mock is a fixture)
-    LI, OPENIDS, ZHANG, eventually, import_and_bind, mock, tickets_config,
+    LI, OPENIDS, ZHANG, import_and_bind, mock, tickets_config,
 )
 
 RESIDENT = "oHandoff000000000001"

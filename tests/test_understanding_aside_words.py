@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 #: (question, item): the out-of-scope word is where, through what, or with what paper.
 FRAMED = [
@@ -49,10 +49,6 @@ STILL_OUT = [
     "营业执照在哪里办",
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "expected"), FRAMED, ids=[q for q, _ in FRAMED])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 #: The item is named only in a clause that asks nothing; the asking clause is about an out-of-scope
 #: matter (户口注销 is a word the death benefit's own questions use: owned, yet not what is asked).
@@ -41,10 +41,6 @@ GUARDS = [
     ("社保卡丢了，要去哪里补", "hrss.social-security-card-replace"),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize("question", ASKED_APART)

@@ -21,7 +21,7 @@ from bot.understanding.grams import anchor_grams
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
 from bot.understanding.matcher import MatcherSettings
-from tests.test_understanding_helpers import (INTENTS, ROOT, assert_both_needs, assert_decided, item_toml, shipped_knowledge, write_tree)
+from tests.test_understanding_helpers import (INTENTS, ROOT, assert_both_needs, assert_decided, item_toml, write_tree)
 
 #: The helpers' intents plus the stop words, aspect phrases and data these rules read.
 EXTRA_INTENTS = INTENTS.replace('phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能"]',
@@ -256,14 +256,10 @@ REAL_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def real() -> Knowledge:
-    return shipped_knowledge()
-
 
 @pytest.mark.parametrize(("question", "expected"), REAL_CASES)
-def test_round_six_kinds_on_the_real_data(real: Knowledge, question: str, expected: str | None) -> None:
-    assert_decided(real.match(question), expected)
+def test_round_six_kinds_on_the_real_data(knowledge: Knowledge, question: str, expected: str | None) -> None:
+    assert_decided(knowledge.match(question), expected)
 
 
 #: Round 7: a generic word whose rest is everyday words (能领好多, 社区能管不, 能补点不) is asked back,
@@ -284,15 +280,15 @@ ROUND_SEVEN_CASES = [
 
 
 @pytest.mark.parametrize(("question", "expected"), ROUND_SEVEN_CASES)
-def test_round_seven_generic_words_on_the_real_data(real: Knowledge, question: str, expected: str) -> None:
-    assert_decided(real.match(question), expected)
+def test_round_seven_generic_words_on_the_real_data(knowledge: Knowledge, question: str, expected: str) -> None:
+    assert_decided(knowledge.match(question), expected)
 
 
-def test_a_rest_of_everyday_words_tells_no_member(real: Knowledge) -> None:
+def test_a_rest_of_everyday_words_tells_no_member(knowledge: Knowledge) -> None:
     """补点 (after 看病花…) is in one member's questions only, but both members use 补 and 点: it tells
     them nothing (the lead was 10.9 before round 7), while a word only one member knows (刚满月: a first
     card) still does."""
-    matcher = real.matcher
+    matcher = knowledge.matcher
     money = [matcher.index.position[i] for i in ("medins.manual-reimbursement", "medins.medical-assistance")]
     assert matcher.generic.lead(" 能补点不", money)[0] < matcher.settings.ambiguity_lead
     cards = [matcher.index.position[i] for i in ("hrss.social-security-card", "hrss.social-security-card-replace")]
@@ -342,13 +338,13 @@ def test_a_kin_generic_word_in_the_rest_tells_the_members_nothing(tmp_path: Path
     assert_decided(knowledge.match("人去世了 丧葬费在哪里领"), "civil.funeral-subsidy|hrss.death-benefit")
 
 
-def test_a_tiny_lead_does_not_answer_on_the_overall_gap(real: Knowledge) -> None:
+def test_a_tiny_lead_does_not_answer_on_the_overall_gap(knowledge: Knowledge) -> None:
     """The rest of the generic word (在外面 …要 回来 after 保险转; 的 每年发好多 after 计生) leans to one member by
     less than one everyday character weighs; the whole question scores that member far ahead only on the
     wording of its sample questions. Asked back; with any positive lead enough, answered as before."""
     questions = ["在外面交的保险要转回来", "计生的钱每年发好多"]
     for question in questions:
-        assert real.match(question).action == "clarify"
+        assert knowledge.match(question).action == "clarify"
     any_lead, _ = load_knowledge(ROOT / "faq", ROOT / "intents", settings=MatcherSettings(gap_min_lead=0.01))
     assert [any_lead.match(q).action for q in questions] == ["answer", "answer"]
 
@@ -416,8 +412,8 @@ ROUND_NINE_CASES = [
 
 
 @pytest.mark.parametrize(("question", "expected"), ROUND_NINE_CASES)
-def test_round_nine_sibling_families_on_the_real_data(real: Knowledge, question: str, expected: str) -> None:
-    assert_decided(real.match(question), expected)
+def test_round_nine_sibling_families_on_the_real_data(knowledge: Knowledge, question: str, expected: str) -> None:
+    assert_decided(knowledge.match(question), expected)
 
 
 #: Round 9C on the real data (written for this round, not taken from the question sets): a generic word
@@ -432,5 +428,5 @@ ROUND_NINE_C_CASES = [
 
 
 @pytest.mark.parametrize(("question", "expected"), ROUND_NINE_C_CASES)
-def test_a_loosely_read_generic_word_and_its_kin_tell_nothing(real: Knowledge, question: str, expected: str) -> None:
-    assert_decided(real.match(question), expected)
+def test_a_loosely_read_generic_word_and_its_kin_tell_nothing(knowledge: Knowledge, question: str, expected: str) -> None:
+    assert_decided(knowledge.match(question), expected)

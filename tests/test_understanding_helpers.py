@@ -149,11 +149,12 @@ def line_of(text: str, needle: str) -> int:
 
 @lru_cache(maxsize=1)
 def shipped_knowledge() -> "Knowledge":
-    """The real faq/ and intents/ as shipped, loaded once per test process (for the data-driven
-    decision tests that must hold on what admins actually get); any problem in the files fails."""
+    """The real faq/ and intents/ as shipped, checked against the catalogue and loaded once per test
+    process (for the data-driven tests that must hold on what admins actually get); any problem in
+    the files fails. Tests take it as the ``knowledge`` fixture (tests/conftest.py)."""
     from bot.understanding.loader import load_knowledge
 
-    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents")
+    loaded, holder = load_knowledge(ROOT / "faq", ROOT / "intents", ROOT.parent / "shared" / "catalog" / "service-items.tsv")
     assert loaded.items and not holder.problems, holder.problems
     return loaded
 

@@ -16,7 +16,7 @@ import pytest
 from bot.understanding.clauses import split_clauses
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.normalize import convert_numbers, mask_digit_strings
-from tests.test_understanding_helpers import assert_both_needs, assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_both_needs, assert_decided
 
 #: (question, the one item to answer): context naming other items, then the need.
 CONTEXT_THEN_NEED = [
@@ -90,10 +90,6 @@ GUARDS = [
     ("准备结婚了，去哪里登记", "civil.marriage-registration"),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "item"), CONTEXT_THEN_NEED, ids=[q for q, _ in CONTEXT_THEN_NEED])

@@ -11,12 +11,7 @@ import pytest
 
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.names import ItemNames
-from tests.test_understanding_helpers import shipped_knowledge
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.fixture(scope="module")

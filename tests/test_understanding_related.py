@@ -11,12 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import shipped_knowledge
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 def test_a_close_sibling_goes_with_the_answer(knowledge: Knowledge) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from bot.understanding.clauses import split_clauses
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 CASES = [
     # knowledge data
@@ -41,10 +41,6 @@ CASES = [
     ("在外地住院 砸伤了 有啥能报", "medins.offsite-filing|medins.manual-reimbursement|hrss.work-injury"),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "expected"), CASES, ids=[q for q, _ in CASES])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 CASES = [
     ("我的失业金想在支付宝上领 咋个弄", "hrss.unemployment-benefit"),
@@ -41,10 +41,6 @@ CASES = [
     ("好的 问题解决了", None),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "expected"), CASES, ids=[q for q, _ in CASES])

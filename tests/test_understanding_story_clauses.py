@@ -21,7 +21,7 @@ import pytest
 
 from bot.understanding.clauses import DONE, split_clauses
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 #: (question, expected as in the question sets).
 CASES = [
@@ -56,10 +56,6 @@ DATA_CASES = [
     ("shebaoka buban", "hrss.social-security-card-replace"),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "expected"), CASES, ids=[q for q, _ in CASES])

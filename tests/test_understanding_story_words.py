@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_decided, shipped_knowledge
+from tests.test_understanding_helpers import assert_decided
 
 #: (question, expected as in the question sets): a workplace or trade in the story, then the need.
 WORKPLACE = [
@@ -34,10 +34,6 @@ CUE_WITH_PARTICLE = [
     ("厂里把我裁了 能领钱不", "hrss.unemployment-benefit"),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "expected"), WORKPLACE, ids=[q for q, _ in WORKPLACE])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_both_needs, shipped_knowledge
+from tests.test_understanding_helpers import assert_both_needs
 
 #: (question, the items a clarify must offer): two things listed.
 LISTED = [
@@ -111,10 +111,6 @@ SECOND_NEED_AFTER_A_PAUSE = [
     ("想办居住证，老年证咋个办", {"police.residence-permit", "civil.senior-card"}),
 ]
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(("question", "items"), LISTED, ids=[q for q, _ in LISTED])

@@ -10,15 +10,10 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import shipped_knowledge
 
 DIVORCE = "civil.divorce-registration"
 MARRIAGE = "civil.marriage-registration"
 
-
-@pytest.fixture(scope="module")
-def knowledge() -> Knowledge:
-    return shipped_knowledge()
 
 
 # -- 领证: the marriage registration, unless the question is about a divorce ---------------------
