@@ -307,7 +307,7 @@ def test_a_close_sibling_is_offered_when_the_question_has_no_word_of_the_answer_
     question = "生育扶助金在哪领"  # neither the generic word 独生子女 nor a word of one item
     assert_decided(build(tmp_path / "on", items, SIBLINGS).match(question),
                    "health.only-child-reward|health.family-planning-special-support")
-    off = MatcherSettings(sibling_window=0.0)
+    off = MatcherSettings(sibling_window=0.0, likelihood_weight=0.0)  # the rule alone: the score decides
     assert_decided(build(tmp_path / "off", items, SIBLINGS, settings=off).match(question), "health.only-child-reward")
     # a cue of the answer's own (年满) tells them apart: answered although the sibling is as close
     cue = SIBLINGS + '\n[cues]\n"health.only-child-reward" = ["年满"]\n'

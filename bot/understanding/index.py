@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Container, Iterable, Mapping, NamedT
 from rapidfuzz import fuzz, process
 
 from bot.understanding.grams import grams_of, pinyin_string
+from bot.understanding.likelihood import Likelihood
 from bot.understanding.model import ServiceItem
 
 if TYPE_CHECKING:  # the settings live with the decision they mostly tune; the index reads its weights
@@ -75,9 +76,11 @@ class ItemIndex:
     question's core against them (see :meth:`ranked`)."""
 
     def __init__(self, items: Sequence[ServiceItem], core: CoreFn, settings: MatcherSettings,
-                 ambiguous: Mapping[str, Sequence[str]]) -> None:
+                 ambiguous: Mapping[str, Sequence[str]], cues: Mapping[str, Sequence[str]] | None = None
+                 ) -> None:
         """``ambiguous`` (generic word → item ids, raw): a generic word is no name of one item, so it
-        earns no named bonus (see :meth:`_names_in`); the rules read the compiled words too."""
+        earns no named bonus (see :meth:`_names_in`); the rules read the compiled words too. ``cues``
+        (item id → words, raw) count towards the likelihood view only (see :mod:`likelihood`)."""
         self.settings = settings
         self.ids: tuple[str, ...] = tuple(item.id for item in items)
         self.position = {ident: index for index, ident in enumerate(self.ids)}
@@ -87,12 +90,15 @@ class ItemIndex:
         aliases: list[list[tuple[str, ...]]] = []   # cores of name and aliases, per item
         self.exact: dict[str, set[int]] = defaultdict(set)
         self._pinyin: list[list[str]] = []           # folded pinyin of name, aliases, questions
+        texts_by_field: list[dict[str, list[tuple[str, ...]]]] = []  # per item, for the likelihood view
         for index, item in enumerate(items):
             grams: dict[str, float] = {}
             aliases.append([])
             self._pinyin.append([])
+            texts_by_field.append({"cue": [core(cue) for cue in (cues or {}).get(item.id, ())]})
             for name, texts in item_fields(item).items():
-                for segments in map(core, texts):
+                texts_by_field[index][name] = cores = [core(text) for text in texts]
+                for segments in cores:
                     for gram in grams_of(segments):
                         grams[gram] = max(grams.get(gram, 0.0), field_weight[name])
                     if name != "body" and segments:
@@ -104,6 +110,7 @@ class ItemIndex:
                         aliases[index].append(segments)
             item_grams.append(grams)
         self.weights = self._idf([set(g) for g in item_grams])
+        self.likelihood = Likelihood(texts_by_field)
         self._unknown_weight = {kind: self.gram_weight(kind) for kind in "ubp"}  # by gram type, see gram_weight
         self.item_grams = item_grams
         self._postings = _postings(item_grams)
@@ -120,6 +127,8 @@ class ItemIndex:
         self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units
                                       and a not in self.generic_names)
                                 for own in self.alias_cores]
+        #: per item, its names and aliases of two characters or more that name it alone (not 社保)
+        self._own_names = [tuple(a for a in own if a not in self.generic_names) for own in self.alias_cores]
         # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
         phrases = [[p for p in (Phrase(g, sum(self.weights[x] for x in g))
                                 for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
@@ -187,6 +196,8 @@ class ItemIndex:
                     overlap[i] = self._overlap(i, weights)
         fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
         scored = self._scored(shortlist, grams, weights, total, overlap, fuzzy, exact, joined)
+        if only is None:  # a rule scoring items of its own choosing compares their scores as they are
+            scored = self._reranked(scored, grams, joined)
         scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
         return scored
 
@@ -289,6 +300,54 @@ class ItemIndex:
                 score = min(99.9, plain + bonus)
             append((Features(coverage, evidence, matched, best_phrase, similar, score), ids[index]))
         return scored
+
+    def _reranked(self, scored: list[tuple[Features, str]], grams: set[str], joined: str
+                  ) -> list[tuple[Features, str]]:
+        """The item that leads by score plus the likelihood view (``likelihood_weight`` points per nat an
+        item is less likely than the likeliest, at most ``likelihood_reach`` points) takes the first
+        place, and the item it passes takes its place; each place keeps the score it had.
+
+        Why only the leader, and only its place: the likelihood view is good at telling *which* item a
+        question is about (see :mod:`bot.understanding.likelihood`), but the rules read *how close* the
+        next items are (the clarify window, siblings, generic words) and in what order the others come
+        (each side of a list takes its best candidate), calibrated on the index's scores; adding the
+        view to the scores themselves widened the gaps and turned questions that are genuinely about
+        two items into answers. Below ``likelihood_min_score`` the best item has too
+        little evidence for its rank to mean much, and re-ranking there chose among noise (an off-topic
+        question answered instead of falling back). An item the question names (one of its own names
+        or aliases stands whole in ``joined``, the question's core) counts ``named_bonus`` points ahead
+        here: a name says more than how typical the other words are (低保的钱打到存折上吗 is about 低保,
+        however often the pension check's questions speak of 钱 and 存折). The reach bounds what many
+        everyday words can add up to: 办低保要带户口本和身份证吗 is about 低保, though the marriage
+        registration's questions list 户口本 and 身份证 in nearly every line."""
+        s = self.settings
+        if len(scored) < 2 or not s.likelihood_weight:
+            return scored
+        ordered = sorted(scored, key=lambda pair: (-pair[0].score, pair[1]))
+        top = ordered[0][0].score
+        if top < s.likelihood_min_score or top >= 100.0:  # too weak to mean much, or a name matched whole
+            return scored
+        # only an item the view can lift to the top takes part: at most the reach and the named bonus behind
+        close = [pair for pair in ordered if pair[0].score >= top - s.likelihood_reach - s.named_bonus]
+        if len(close) < 2:
+            return scored
+        position, naming, bonus = self.position, self._own_names, s.named_bonus
+        per_nat, floor = s.likelihood_weight, -s.likelihood_reach / s.likelihood_weight
+        likely = self.likelihood.relative(grams, [position[ident] for _, ident in close])
+
+        def key(pair: tuple[Features, str]) -> tuple[float, str]:
+            index = position[pair[1]]
+            named = bonus if any(map(joined.__contains__, naming[index])) else 0.0
+            return -(pair[0].score + per_nat * max(likely[index], floor) + named), pair[1]
+
+        at, (features, leader) = min(enumerate(close), key=lambda numbered: key(numbered[1]))
+        if at == 0:
+            return scored
+        # the leader and the item it passes swap places; each place keeps its score
+        passed, level = close[0], close[0][0].score
+        close[0] = (features._replace(score=level), leader)
+        close[at] = (passed[0]._replace(score=features.score), passed[1])
+        return close + ordered[len(close):]
 
     def plain(self, f: Features) -> float:
         """Weighted mean of the features, 0–100 (the weights need not sum to 1)."""

@@ -80,6 +80,10 @@ class MatcherSettings:
     evidence_scale: float = 20.0     # matched weight at which evidence reaches 63% (1 - 1/e)
     phrase_weight: float = 0.20
     fuzzy_weight: float = 0.40
+    likelihood_weight: float = 0.5   # near the best, items are ranked by score minus this many points per
+    likelihood_reach: float = 10.0   # nat they are less likely than the likeliest, at most this many
+    likelihood_min_score: float = 45.0  # points, when the best scores at least this (see
+                                        # ItemIndex._reranked and bot.understanding.likelihood)
     ambiguity_lead: float = 1.5      # a generic word (优待证) asks which item unless the rest of the
                                      # question gives one item this much more matched weight ...
     ambiguity_gap: float = 12.0      # ... or leans towards the item that also leads the other members
@@ -143,7 +147,7 @@ class Matcher:
         self._core = core
         norm = norm or (lambda text: text)
         cues = cues or {}
-        self.index = ItemIndex(items, core, self.settings, ambiguous or {})
+        self.index = ItemIndex(items, core, self.settings, ambiguous or {}, cues)
         self._out_of_scope = tuple(sorted({t.replace(" ", "") for t in out_of_scope if t.strip()}, key=len))
         # one scan for a thousand topics instead of one ``in`` per topic; shortest first, like the
         # alternation it replaces (see _crosses_item_word for the word at its longest)
