@@ -15,6 +15,9 @@ How, and why this way:
   questions carry a lot of it), ``phrase`` (how completely the item's best name or alias appears in
   the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
   the item's closest name/alias/question, forgiving typos and homophones).
+* **A likelihood view** (:mod:`bot.understanding.likelihood`, naive Bayes over the same texts) then
+  decides which of the items near the best leads, without changing the scores the rules compare
+  (see :meth:`ItemIndex._reranked`).
 
 The index is built once per knowledge snapshot and knows nothing of the decision rules
 (:mod:`bot.understanding.matcher`): it scores; they decide.

@@ -8,10 +8,11 @@ Naive Bayes counts exactly that, from the same texts (names and aliases counted 
 steps and conditions less, and the item's cue words from ``intents/cues*.toml``), so it is rebuilt
 with every knowledge snapshot and learns nothing from any question set.
 
-Measured on the ten question sets nobody has read (single-item questions only): ranking by the
-index's score alone put the right item first for 96.6 %; adding this view at one score point per
-nat, 97.7 %. Used alone it is about as good as the score and wrong on different questions, which is
-why the two are combined and neither replaces the other.
+Measured on the single-item questions of the eight question sets nobody had read then (2,511): ranking
+by the index's score alone put the right item first for 96.6 %, by score plus one point per nat for
+97.7 %. Alone the view is about as good as the score and wrong on different questions, which is why
+the two are combined and neither replaces the other. The decision uses it more carefully than that
+(see ``ItemIndex._reranked``): the rules read the gaps between scores, and those stay the index's.
 """
 
 from __future__ import annotations
