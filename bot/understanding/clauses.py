@@ -232,8 +232,12 @@ def _leading_run(parts: list[str], index: int) -> list[str]:
     return run
 
 
-def clause_spans(normalized: str) -> list[tuple[int, int, bool]]:
-    """Clauses as (start, end) in the question without spaces, each with whether it asks something."""
+def piece_spans(normalized: str) -> list[tuple[int, int, bool]]:
+    """The question's pieces (what the resident wrote between spaces and punctuation) as (start, end) in
+    the question without spaces, each with whether it asks something. Pieces, not clauses: a piece is
+    cut at every space, while :func:`split_clauses` groups pieces into the needs and situations of the
+    question (its ``aside`` flag and all); the out-of-scope checks read where a word stands, pieces
+    are enough for that."""
     spans: list[tuple[int, int, bool]] = []
     position = 0
     for part in normalized.split(" "):

@@ -53,7 +53,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.understanding.ambiguity import GenericWords
-from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, clause_spans, split_clauses
+from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, piece_spans, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import WordScan, anchor_grams, grams_of, occurring, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
@@ -268,19 +268,19 @@ class Matcher:
         if self._out_of_scope_words is None:
             return False
         compact = normalized.replace(" ", "")
-        clauses = clause_spans(normalized)
-        if len(clauses) < 2:
+        pieces = piece_spans(normalized)
+        if len(pieces) < 2:
             return False
-        last = max((i for i, (*_, asks) in enumerate(clauses) if asks), default=None)
-        if last is None or not self._asks_out_of_scope(compact[clauses[last][0]:clauses[last][1]], top):
+        last = max((i for i, (*_, asks) in enumerate(pieces) if asks), default=None)
+        if last is None or not self._asks_out_of_scope(compact[pieces[last][0]:pieces[last][1]], top):
             return False
         # only now the item's anchors per clause (the costly part, on every question reaching here)
         anchors = self.names.anchors[top]
-        held = [bool(self.names.held(compact[a:b]) & anchors) for a, b, _ in clauses]
+        held = [bool(self.names.held(compact[a:b]) & anchors) for a, b, _ in pieces]
         # not named at all, or named where something is asked (如何 too: 如何参加职工养老保险): not only
         # context; or named in the asking clause itself
         return any(held) and not held[last] and not any(
-            asks or "如何" in compact[a:b] for (a, b, asks), holds in zip(clauses, held) if holds)
+            asks or "如何" in compact[a:b] for (a, b, asks), holds in zip(pieces, held) if holds)
 
     def _asks_out_of_scope(self, text: str, top: int) -> bool:
         """True when the asking clause ``text`` holds an out-of-scope word that counts against the top item.
@@ -312,11 +312,11 @@ class Matcher:
         if self._out_of_scope_words is None:
             return False
         compact = normalized.replace(" ", "")
-        clauses: list[tuple[int, int, bool]] | None = None  # cut only when an out-of-scope word is there
+        pieces: list[tuple[int, int, bool]] | None = None  # cut only when an out-of-scope word is there
         for start, end, _ in self._out_of_scope_words.find(compact):
-            clauses = clause_spans(normalized) if clauses is None else clauses
-            clause_end = next((b for a, b, _ in clauses if a <= start < b), len(compact))
-            if (_ASKED_MATTER.match(compact[:clause_end], end)
+            pieces = piece_spans(normalized) if pieces is None else pieces
+            piece_end = next((b for a, b, _ in pieces if a <= start < b), len(compact))
+            if (_ASKED_MATTER.match(compact[:piece_end], end)
                     and not self._crosses_item_word(compact, start, end, top)):
                 return True
         return False
@@ -333,20 +333,20 @@ class Matcher:
         item). Nor is a word followed by 说, 讲, 让我 … (民警说还要开个证明): who told the resident about the
         need, not what they ask about."""
         compact = normalized.replace(" ", "")
-        clauses = clause_spans(normalized)
+        pieces = piece_spans(normalized)
         found: list[str] = []
         asked = False
         for start, end, word in self._out_of_scope_words.find(compact):  # type: ignore[union-attr]
             if (self._crosses_item_word(compact, start, end, top) or _workplace(compact, start, end)
                     or _SPEAKER.match(compact, end)):
                 continue
-            clause_start, clause_end = next(((a, b) for a, b, _ in clauses if a <= start < b), (0, len(compact)))
+            piece_start, piece_end = next(((a, b) for a, b, _ in pieces if a <= start < b), (0, len(compact)))
             if not _brought(compact, start, end) and (
-                    _ASKED_FOR.match(compact[:clause_end], end)
-                    or _ASKING_FOR.search(compact[max(clause_start, start - 4):start])):
+                    _ASKED_FOR.match(compact[:piece_end], end)
+                    or _ASKING_FOR.search(compact[max(piece_start, start - 4):start])):
                 asked = True
-            elif (self._context_only(compact, clauses, start, end, top)
-                  or (_framed_aside(compact, start, end) and any(asks for *_, asks in clauses)
+            elif (self._context_only(compact, pieces, start, end, top)
+                  or (_framed_aside(compact, start, end) and any(asks for *_, asks in pieces)
                       and self._named_elsewhere(compact, start, end, top))):
                 continue
             found.append(self._longest_topic(compact, start, word))
@@ -359,7 +359,7 @@ class Matcher:
                         joined, start, end, top, self._every_item_word):
                     continue
                 # nor one made across a question's start (不是他们的责任 怎么申请认定 → 责任认定)
-                cores = self._question_cores(compact, clauses) if cores is None else cores
+                cores = self._question_cores(compact, pieces) if cores is None else cores
                 if any(word in core for core in cores):
                     found.append(word)
         return found, asked
@@ -374,14 +374,14 @@ class Matcher:
         return max((text[start:start + n] for n in range(len(word), len(text) - start + 1)
                     if text[start:start + n] in self._out_of_scope_set), key=len, default=word)
 
-    def _question_cores(self, compact: str, clauses: Sequence[tuple[int, int, bool]]) -> list[str]:
+    def _question_cores(self, compact: str, pieces: Sequence[tuple[int, int, bool]]) -> list[str]:
         """The question's core with its particles out, cut where a clause opens by asking (怎么申请 …).
 
         Why: the cut of particles joins the end of one sentence to the object of the next question
         ("单位说不是他们的责任 怎么申请认定" → 责任认定, a traffic matter); a word made across such a start
         is an accident of the cut. Across a plain clause break it stays (买个保险 有没有推荐的 → 保险推荐)."""
         parts: list[str] = []
-        for a, b, _ in clauses:
+        for a, b, _ in pieces:
             core = "".join(self._core(compact[a:b]))
             if parts and not _ASKED_FOR.match(compact, a):
                 parts[-1] += core
@@ -389,15 +389,15 @@ class Matcher:
                 parts.append(core)
         return parts
 
-    def _context_only(self, compact: str, clauses: Sequence[tuple[int, int, bool]], start: int, end: int,
+    def _context_only(self, compact: str, pieces: Sequence[tuple[int, int, bool]], start: int, end: int,
                       top: int) -> bool:
         """True when the span lies in a clause that asks nothing, another clause asks, and a clause
         other than that one names the top item: a specific anchor of it, or one of its words (name,
         alias, cue) of three or more characters whole (社保卡 names it; 社区 does not)."""
-        inside = [c for c in clauses if c[0] <= start and end <= c[1]]
-        if not inside or inside[0][2] or not any(asks for *_, asks in clauses):
+        inside = [c for c in pieces if c[0] <= start and end <= c[1]]
+        if not inside or inside[0][2] or not any(asks for *_, asks in pieces):
             return False
-        others = " ".join(compact[a:b] for a, b, _ in clauses if (a, b) != inside[0][:2])
+        others = " ".join(compact[a:b] for a, b, _ in pieces if (a, b) != inside[0][:2])
         if self.names.names_specifically(others, top):
             return True
         joined = others.replace(" ", "")
