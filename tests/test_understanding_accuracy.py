@@ -26,9 +26,10 @@ FALLBACK_PRECISION_TARGET = 0.90
 #: about one need, offering the other (bot/understanding/needs.py says why: independent writers label
 #: the main need).
 ACCURACY_FLOOR = 0.95
-#: The 5-fold self-check over the FAQ questions: 93.1 % today (2,175 questions; session 5's close-sibling
-#: clarify cost it 0.1 point: FAQ questions are written for one item even when they are vague).
-KFOLD_FLOOR = 0.93
+#: The 5-fold self-check over the FAQ questions: 94.3 % today (2,259 questions, session 8; the likelihood
+#: view added 0.5 point; session 5's close-sibling clarify cost 0.1: FAQ questions are written for one
+#: item even when they are vague).
+KFOLD_FLOOR = 0.94
 
 
 @pytest.fixture(scope="module")
