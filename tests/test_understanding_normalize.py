@@ -8,9 +8,10 @@ import pytest
 
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
-from bot.understanding.normalize import Normalizer, basic, chinese_number, convert_numbers, to_simplified
+from bot.understanding.normalize import (Normalizer, band_ages, basic, chinese_number, convert_numbers,
+                                         digits_for_matching, to_simplified)
 from bot.understanding.phonetic import syllable, syllables
-from tests.test_understanding_helpers import write_tree
+from tests.test_understanding_helpers import shipped_knowledge, write_tree
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,26 @@ def test_aspect_phrase_leaves_no_stray_character(question: str, aspect: str, str
     assert loaded.aspect(normalized) == (aspect, True)
     core = loaded._phrases.strip(normalized)
     assert stray not in core, core
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("我婆婆82了", "我婆婆80多了"), ("老汉儿91岁", "老汉儿90多岁"), ("满87周岁", "满80多周岁"),
+    ("满80周岁", "满80周岁"),          # a decade is already what the FAQ files say
+    ("我爸今年67岁", "我爸今年67岁"),   # younger ages are thresholds of their own (60, 65, 16, 18)
+    ("娃娃16岁了", "娃娃16岁了"),
+    ("82个人", "82个人"),              # not an age
+    ("1882岁", "1882岁"),              # part of a longer number
+])
+def test_exact_ages_past_80_are_read_as_their_decade(text: str, expected: str) -> None:
+    assert band_ages(text) == expected
+
+
+def test_the_matcher_reads_digits_after_masking_them() -> None:
+    """A phone number (with its label) is cut before ages are banded: its 82了 is no age."""
+    assert digits_for_matching("电话13882345678了 我妈82了") == "了 我妈80多了"
+
+
+@pytest.mark.parametrize("question", ["我老汉儿82了 有啥子补贴可以领", "我婆婆八十二了有啥补贴", "我爸87岁有没有钱"])
+def test_an_exact_age_past_80_finds_the_old_age_allowance(question: str) -> None:
+    result = shipped_knowledge().match(question)
+    assert (result.action, result.item) == ("answer", "civil.elderly-allowance"), result

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Container, Mapping, Sequence
 
 from bot.understanding.grams import pinyin_key
-from bot.understanding.normalize import mask_digit_strings
+from bot.understanding.normalize import digits_for_matching
 
 #: The ``[contrast]`` member that stands for lookalikes outside the catalogue.
 OUTSIDE = "out_of_scope"
@@ -84,7 +84,7 @@ class Contrast:
             for ident, words in members.items():
                 if ident in known or ident == OUTSIDE:
                     for word in words:
-                        key = mask_digit_strings(norm(word)).replace(" ", "")
+                        key = digits_for_matching(norm(word)).replace(" ", "")
                         if key:
                             owners[key if len(key) == 1 else pinyin_key(key)].add(ident)
             present = frozenset(i for i in members if i in known or i == OUTSIDE)

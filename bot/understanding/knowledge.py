@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 from bot.understanding.intentsfile import IntentData
 from bot.understanding.matcher import Matcher, MatcherSettings
 from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, ServiceItem, Understanding
-from bot.understanding.normalize import Normalizer, Replacer, basic, mask_digit_strings
+from bot.understanding.normalize import Normalizer, Replacer, basic, digits_for_matching
 
 NormFn = Callable[[str], str]
 #: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛", "申请条件").
@@ -82,7 +82,7 @@ class Knowledge:
         ordered = sorted(items, key=lambda i: i.id)
 
         def core(text: str) -> tuple[str, ...]:
-            stripped = phrases.strip(mask_digit_strings(norm(text)))
+            stripped = phrases.strip(digits_for_matching(norm(text)))
             return tuple(part for part in stripped.split(" ") if part)
 
         matcher = Matcher(ordered, core, settings, intents.ambiguous, [norm(t) for t in intents.out_of_scope],

@@ -61,7 +61,7 @@ from bot.understanding.lists import Lists
 from bot.understanding.model import MatchResult, ServiceItem
 from bot.understanding.names import ItemNames
 from bot.understanding.needs import TwoNeeds
-from bot.understanding.normalize import mask_digit_strings
+from bot.understanding.normalize import digits_for_matching
 
 
 @dataclass(frozen=True)
@@ -461,8 +461,9 @@ class Matcher:
 
     def match(self, normalized: str) -> MatchResult:
         """Decide answer / clarify / fallback for one normalised question. Phone and ID numbers,
-        dates and amounts are cut first: they never say what is asked (see ``mask_digit_strings``)."""
-        normalized = mask_digit_strings(normalized)
+        dates and amounts are cut first: they never say what is asked; an exact age past 80 is read as its
+        decade (see ``digits_for_matching``)."""
+        normalized = digits_for_matching(normalized)
         segments = self._core(normalized)
         joined = "".join(segments)
         heard = self._heard_name(segments)

@@ -18,8 +18,9 @@ Why each step, in order:
    a clause edge, since inside a clause it is part of a word (要人喂饭, 喂药).
 
 Matching then masks digit strings that identify or count rather than describe
-(:func:`mask_digit_strings`: phone and ID numbers, dates, amounts, house numbers); the normalised text
-handlers see keeps them.
+(:func:`mask_digit_strings`: phone and ID numbers, dates, amounts, house numbers) and reads an exact
+age past 80 as its decade (:func:`band_ages`: 82岁 → 80多岁); the normalised text handlers see keeps
+both as typed.
 
 The same normaliser is applied to the FAQ side when the index is built, so both sides always agree
 even when the rules change.
@@ -183,6 +184,27 @@ def mask_digit_strings(text: str) -> str:
     if not any(map(str.isdigit, text)):
         return text
     return _compact(_DIGIT_STRINGS.sub(" ", text))
+
+
+#: An exact age in the eighties or nineties (82岁, 91了, 八十七周岁 once numerals are digits): read as its
+#: decade. Younger ages stay: 16, 18, 60 and 65 are thresholds of their own, and banding 67 or 75 into
+#: 60多, 70多 pulled questions towards the pension and senior-card items on the readable sets.
+_EXACT_AGE = re.compile(r"(?<![\d.])([89])[1-9](?=周?岁|了)")
+
+
+def band_ages(text: str) -> str:
+    """Exact ages in the eighties and nineties as their decade: 82岁 → 80多岁, 91了 → 90多了.
+
+    Why: the FAQ files speak of ages by decade (满80周岁, 八十多岁的老人, 90岁以上) and residents by the
+    age itself (我婆婆八十二了); 82 shares no character pair with 80, so "我婆婆八十二了有啥补贴" matched
+    nothing. The decade is what the rules turn on (高龄津贴 from 80, more from 90)."""
+    return _EXACT_AGE.sub(lambda m: m.group(1) + "0多", text) if any(map(str.isdigit, text)) else text
+
+
+def digits_for_matching(text: str) -> str:
+    """What the matcher reads of a text's digits: identifying and counting strings cut
+    (:func:`mask_digit_strings`), exact ages read as their decade (:func:`band_ages`)."""
+    return band_ages(mask_digit_strings(text))
 
 
 class Replacer:
