@@ -315,9 +315,9 @@ class ItemIndex:
         next items are (the clarify window, siblings, generic words) and in what order the others come
         (each side of a list takes its best candidate), calibrated on the index's scores; adding the
         view to the scores themselves widened the gaps and turned questions that are genuinely about
-        two items into answers. Below ``likelihood_min_score`` the best item has too
-        little evidence for its rank to mean much, and re-ranking there chose among noise (an off-topic
-        question answered instead of falling back). An item the question names (one of its own names
+        two items into answers. Below ``likelihood_min_score`` the best item has too little evidence
+        for its rank to mean much, and re-ranking there chose among noise (an off-topic question
+        answered instead of falling back). An item the question names (one of its own names
         or aliases stands whole in ``joined``, the question's core) counts ``named_bonus`` points ahead
         here: a name says more than how typical the other words are (低保的钱打到存折上吗 is about 低保,
         however often the pension check's questions speak of 钱 and 存折). The reach bounds what many
@@ -337,6 +337,8 @@ class ItemIndex:
         position, naming, bonus = self.position, self._own_names, s.named_bonus
         per_nat, floor = s.likelihood_weight, -s.likelihood_reach / s.likelihood_weight
         likely = self.likelihood.relative(grams, [position[ident] for _, ident in close])
+        if not likely:  # none of the question's grams is in any item's texts (a match on sound alone)
+            return scored
 
         def key(pair: tuple[Features, str]) -> tuple[float, str]:
             index = position[pair[1]]
