@@ -32,8 +32,8 @@ SMOOTHING = 0.1
 class Likelihood:
     """Per item, the log-probability of each gram it uses, above the log-probability of one it never
     uses (``_extra``), and that floor itself (``_unseen``): a question's log-likelihood under an
-    item is then ``n * unseen + sum(extra of the grams the item knows)``, a set intersection per
-    item instead of a log per gram and item."""
+    item is then ``n * unseen + sum(extra of the grams the item knows)``: one table look-up per gram
+    and item, no logarithm at question time."""
 
     def __init__(self, texts: Sequence[Mapping[str, Iterable[tuple[str, ...]]]]) -> None:
         """``texts``: per item (in index order), field name (see ``FIELD_COUNTS``) → the cores of
