@@ -127,11 +127,10 @@ class ItemIndex:
         self.alias_cores = [tuple(j for j in ("".join(a) for a in own) if len(j) >= 2) for own in aliases]
         #: the generic words alone: 抚恤金 is an alias, yet names two items
         self.generic_names = frozenset(term for term, _ in self.ambiguous)
-        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units
-                                      and a not in self.generic_names)
-                                for own in self.alias_cores]
         #: per item, its names and aliases of two characters or more that name it alone (not 社保)
         self._own_names = [tuple(a for a in own if a not in self.generic_names) for own in self.alias_cores]
+        self._naming_aliases = [tuple(a for a in own if len(a) >= self.settings.named_min_units)
+                                for own in self._own_names]
         # a phrase weighing nothing is no evidence of a name (and cannot be divided by)
         phrases = [[p for p in (Phrase(g, sum(self.weights[x] for x in g))
                                 for g in (frozenset(grams_of(a)) for a in own)) if p.total] for own in aliases]
@@ -199,9 +198,9 @@ class ItemIndex:
                     overlap[i] = self._overlap(i, weights)
         fuzzy = self._fuzzy(pinyin_string(segments), shortlist)
         scored = self._scored(shortlist, grams, weights, total, overlap, fuzzy, exact, joined)
+        scored.sort(key=_best_first)
         if only is None:  # a rule scoring items of its own choosing compares their scores as they are
-            scored = self._reranked(scored, grams, joined)
-        scored.sort(key=lambda pair: (-pair[0].score, pair[1]))
+            return self._reranked(scored, grams, joined)
         return scored
 
     def _overlap(self, index: int, weights: Mapping[str, float]) -> float:
@@ -304,11 +303,12 @@ class ItemIndex:
             append((Features(coverage, evidence, matched, best_phrase, similar, score), ids[index]))
         return scored
 
-    def _reranked(self, scored: list[tuple[Features, str]], grams: set[str], joined: str
+    def _reranked(self, ordered: list[tuple[Features, str]], grams: set[str], joined: str
                   ) -> list[tuple[Features, str]]:
         """The item that leads by score plus the likelihood view (``likelihood_weight`` points per nat an
         item is less likely than the likeliest, at most ``likelihood_reach`` points) takes the first
-        place, and the item it passes takes its place; each place keeps the score it had.
+        place, and the item it passes takes its place; each place keeps the score it had. ``ordered``:
+        best first (see :func:`_best_first`), and so is what it returns.
 
         Why only the leader, and only its place: the likelihood view is good at telling *which* item a
         question is about (see :mod:`bot.understanding.likelihood`), but the rules read *how close* the
@@ -324,21 +324,20 @@ class ItemIndex:
         everyday words can add up to: 办低保要带户口本和身份证吗 is about 低保, though the marriage
         registration's questions list 户口本 and 身份证 in nearly every line."""
         s = self.settings
-        if len(scored) < 2 or not s.likelihood_weight:
-            return scored
-        ordered = sorted(scored, key=lambda pair: (-pair[0].score, pair[1]))
+        if len(ordered) < 2 or not s.likelihood_weight:
+            return ordered
         top = ordered[0][0].score
         if top < s.likelihood_min_score or top >= 100.0:  # too weak to mean much, or a name matched whole
-            return scored
+            return ordered
         # only an item the view can lift to the top takes part: at most the reach and the named bonus behind
         close = [pair for pair in ordered if pair[0].score >= top - s.likelihood_reach - s.named_bonus]
         if len(close) < 2:
-            return scored
+            return ordered
         position, naming, bonus = self.position, self._own_names, s.named_bonus
         per_nat, floor = s.likelihood_weight, -s.likelihood_reach / s.likelihood_weight
         likely = self.likelihood.relative(grams, [position[ident] for _, ident in close])
         if not likely:  # none of the question's grams is in any item's texts (a match on sound alone)
-            return scored
+            return ordered
 
         def key(pair: tuple[Features, str]) -> tuple[float, str]:
             index = position[pair[1]]
@@ -347,12 +346,14 @@ class ItemIndex:
 
         at, (features, leader) = min(enumerate(close), key=lambda numbered: key(numbered[1]))
         if at == 0:
-            return scored
+            return ordered
         # the leader and the item it passes swap places; each place keeps its score
         passed, level = close[0], close[0][0].score
         close[0] = (features._replace(score=level), leader)
         close[at] = (passed[0]._replace(score=features.score), passed[1])
-        return close + ordered[len(close):]
+        reranked = close + ordered[len(close):]
+        reranked.sort(key=_best_first)  # places of equal score stay in the order of their ids
+        return reranked
 
     def plain(self, f: Features) -> float:
         """Weighted mean of the features, 0–100 (the weights need not sum to 1)."""
@@ -362,6 +363,12 @@ class ItemIndex:
         s = self.settings
         return 100 * (s.coverage_weight * coverage + s.evidence_weight * evidence + s.phrase_weight * phrase
                       + s.fuzzy_weight * fuzzy) / self._weight_sum
+
+
+def _best_first(pair: tuple[Features, str]) -> tuple[float, str]:
+    """The order of a ranking: highest score first, ties by id (so equal scores rank the same on
+    every run)."""
+    return -pair[0].score, pair[1]
 
 
 def _phrase_postings(phrases: Sequence[Phrase]) -> dict[str, tuple[int, ...]]:
