@@ -278,3 +278,16 @@ async def test_an_answer_offers_a_close_sibling(db_url: str, http: aiohttp.Clien
         assert "您还问到" not in first.text and len(first.text) <= 600
         picked = await say(emu, services, clock, OPENID, "第一个")
         assert picked.item == death and f"【{items[death].name}】" in picked.text
+
+
+async def test_an_answer_offers_a_close_runner_up(db_url: str, http: aiohttp.ClientSession) -> None:
+    """A close call: the item scoring just behind the answer, which the question also names, is offered."""
+    clock = FakeClock()
+    answered, other = "civil.temporary-assistance", "medins.medical-assistance"
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        first = await say(emu, services, clock, OPENID, "看病钱不够屋头困难能救助不")
+        assert first.item == answered and f"【{items[answered].name}】" in first.text
+        assert "您可能还想问：" in first.text and f"1. {items[other].name}" in first.text
+        picked = await say(emu, services, clock, OPENID, "1")
+        assert picked.item == other and f"【{items[other].name}】" in picked.text

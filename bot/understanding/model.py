@@ -79,9 +79,10 @@ class MatchResult:
     ``clarify`` the options to offer, for ``answer`` the answered id first, for ``fallback`` whatever
     came closest (useful for logs, never to be shown as an answer). ``score`` is 0–100, the top
     item's confidence. On an answer only, what the reply offers next, best first: ``also``, other items
-    the question asks for in clauses of their own ("我想办低保，还要开个证明"); ``related``, siblings of the
-    item (one generic word may mean either) scoring close behind, which the question's own words told
-    apart from it — the answer is then likely but not certain ("外公去世了，有啥子钱可以领").
+    the question asks for in clauses of their own ("我想办低保，还要开个证明"); ``related``, items scoring
+    close behind that the question also anchors, or siblings of the item (one generic word may mean
+    either) that its own words told apart from it — the answer is then likely but not certain
+    ("外公去世了，有啥子钱可以领", "看病钱不够屋头困难能救助不").
     """
 
     action: Action
