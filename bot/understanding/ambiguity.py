@@ -36,12 +36,6 @@ class GenericWords:
         self.index = index
         self.settings = settings
         self._names = names
-        owners: dict[str, int] = {}
-        for grams in names.specific:
-            for gram in grams:
-                owners[gram] = owners.get(gram, 0) + 1
-        # character anchors of one item alone: what names that item and nothing else (摔伤)
-        self._own = [frozenset(g for g in grams if g[0] == "b" and owners[g] == 1) for grams in names.specific]
         self._contrast = contrast
 
     def clarify(self, segments: tuple[str, ...], scored: list[tuple[float, str]],
@@ -114,7 +108,7 @@ class GenericWords:
         grams = anchor_grams(parts, " ".join(parts))
         return [ident for score, ident in scored[: self.settings.max_candidates * 2]
                 if score >= self.settings.clarify_min and ident not in taken
-                and grams & self._own[self.index.position[ident]]]
+                and grams & self._names.sole[self.index.position[ident]]]
 
     def without_kin(self, joined: str, members: Sequence[int]) -> str:
         """The question without every generic word (``[ambiguous]``) that may mean each of ``members``:

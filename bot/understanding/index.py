@@ -83,7 +83,8 @@ class ItemIndex:
                  ) -> None:
         """``ambiguous`` (generic word → item ids, raw): a generic word is no name of one item, so it
         earns no named bonus (see :meth:`_names_in`); the rules read the compiled words too. ``cues``
-        (item id → words, raw) count towards the likelihood view only (see :mod:`likelihood`)."""
+        (item id → words, raw) count towards the likelihood view only (see :mod:`likelihood`); their
+        cores are kept for the items' anchors (see :class:`~bot.understanding.names.ItemNames`)."""
         self.settings = settings
         self.ids: tuple[str, ...] = tuple(item.id for item in items)
         self.position = {ident: index for index, ident in enumerate(self.ids)}
@@ -94,11 +95,14 @@ class ItemIndex:
         self.exact: dict[str, set[int]] = defaultdict(set)
         self._pinyin: list[list[str]] = []           # folded pinyin of name, aliases, questions
         texts_by_field: list[dict[str, list[tuple[str, ...]]]] = []  # per item, for the likelihood view
+        #: per item, the cores of its ``[cues]`` words, in the order written
+        self.cue_cores: list[list[tuple[str, ...]]] = [[core(cue) for cue in (cues or {}).get(item.id, ())]
+                                                       for item in items]
         for index, item in enumerate(items):
             grams: dict[str, float] = {}
             aliases.append([])
             self._pinyin.append([])
-            texts_by_field.append({"cue": [core(cue) for cue in (cues or {}).get(item.id, ())]})
+            texts_by_field.append({"cue": self.cue_cores[index]})
             for name, texts in item_fields(item).items():
                 texts_by_field[index][name] = cores = [core(text) for text in texts]
                 for segments in cores:

@@ -63,12 +63,6 @@ class Lists:
         self.settings = settings
         self._contrast = contrast
         self._names = names
-        owners: dict[str, set[int]] = defaultdict(set)  # anchor -> items: one look-up, not one per item
-        for position, grams in enumerate(names.anchors):
-            for gram in grams:
-                owners[gram].add(position)
-        self._anchor_owners = {gram: frozenset(items) for gram, items in owners.items()}
-        self._all_specific = frozenset().union(*names.specific)
 
     def _occurrences(self, normalized: str, pool: Sequence[int]) -> list[_Occurrence]:
         """Where the question names ``pool`` items: (start, end, items, whether a whole name).
@@ -82,7 +76,7 @@ class Lists:
                 found.append((start, end, owners, True))
         keys = [syllable(ch) for ch in normalized]
         naming = [bool(_NAMING.match(ch)) for ch in normalized]  # once per character, not thrice
-        owners_of = self._anchor_owners.get
+        owners_of = self._names.anchor_owners.get
         for end in range(1, len(normalized)):
             if not naming[end] or not naming[end - 1]:
                 continue  # digits and spaces: 七十多 → 70多 names nothing
@@ -245,7 +239,7 @@ class Lists:
         """True when ``text`` alone holds a whole name, a ``[contrast]`` word or a specific anchor."""
         if next(self._names.whole_names(text), None) is not None:
             return True
-        if self._names.held(text) & self._all_specific:
+        if self._names.held(text) & self._names.any_specific:
             return True
         return bool(self._contrast.marked(text))
 

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 
 class ItemNames:
-    """Per item position, its anchors and specific anchors; the whole names of all items; and the tests
-    of a text against them. Built once per knowledge snapshot (with the matcher); read-only after."""
+    """Per item position, its anchors and specific anchors, and the tables the rules derive from them
+    (who owns an anchor, what names one item alone); the whole names of all items; and the tests of a
+    text against them. Built once per knowledge snapshot (with the matcher); read-only after. Why the
+    tables live here: the generic-word and list rules both read them, and one place computes them."""
 
     def __init__(self, index: ItemIndex, settings: "MatcherSettings", core: CoreFn,
                  cues: Mapping[str, Sequence[str]]) -> None:
@@ -39,6 +41,14 @@ class ItemNames:
         self._core = core
         #: per item position, its anchor grams (name, alias, cue) and the specific ones among them
         self.anchors, self.specific, self._anchor_df = self._compile_anchors(cues)
+        #: anchor gram -> the positions of the items it anchors (one look-up, not one test per item)
+        self.anchor_owners: Mapping[str, frozenset[int]] = _owners(self.anchors)
+        #: every item's specific anchors together: does a text name any item specifically?
+        self.any_specific: frozenset[str] = frozenset().union(*self.specific)
+        specific_owners = _owners(self.specific)
+        #: per item position, the character anchors that name it and no other item (摔伤)
+        self.sole: list[frozenset[str]] = [frozenset(g for g in grams if g[0] == "b" and len(specific_owners[g]) == 1)
+                                           for grams in self.specific]
         self._names, self._name_owners = self._compile_names()
 
     def _compile_anchors(self, cues: Mapping[str, Sequence[str]]
@@ -54,8 +64,8 @@ class ItemNames:
             grams: set[str] = set()
             for segments in self.index.alias_segments[index]:
                 grams |= {g for g in grams_of(segments) if g[0] != "u"}
-            for cue in cues.get(ident, ()):
-                grams |= self._cue_grams(cue)
+            for cue, segments in zip(cues.get(ident, ()), self.index.cue_cores[index]):
+                grams |= self._cue_grams(cue, segments)
             own.append(grams)
         df: dict[str, int] = defaultdict(int)
         for grams in own:
@@ -73,14 +83,15 @@ class ItemNames:
                               and used[g] <= common) for grams in own]
         return anchors, specific, dict(df)
 
-    def _cue_grams(self, cue: str) -> set[str]:
+    def _cue_grams(self, cue: str, segments: tuple[str, ...] | None = None) -> set[str]:
         """The anchor grams of a ``[cues]`` word: the bigrams of its core; for a word that the cut of stop
         words leaves no bigram of (离了, 后事, 告他, 夹了手), the bigram a question offers for it as
         written (see :func:`anchor_grams`: its characters as typed, also skipping the particle inside).
 
         Why: the question keeps its particles for anchoring (离了婚 holds 离婚), so a cue written with
-        one was simply never met ("去民政局离了" held no divorce anchor although 离了 is a cue)."""
-        grams = {g for g in grams_of(self._core(cue)) if g[0] != "u"}
+        one was simply never met ("去民政局离了" held no divorce anchor although 离了 is a cue).
+        ``segments``: the word's core, when the index has cut it already (``ItemIndex.cue_cores``)."""
+        grams = {g for g in grams_of(self._core(cue) if segments is None else segments) if g[0] != "u"}
         if any(g[0] == "b" for g in grams):
             return grams
         written = "".join(units(cue.replace(" ", "")))
@@ -156,3 +167,12 @@ class ItemNames:
         if grams & self.anchors[index]:
             return None
         return min((self._anchor_df.get(g, 0) for g in grams), default=0), segments
+
+
+def _owners(per_item: Sequence[frozenset[str]]) -> dict[str, frozenset[int]]:
+    """Gram -> the positions of the items whose set holds it."""
+    owners: dict[str, set[int]] = defaultdict(set)
+    for position, grams in enumerate(per_item):
+        for gram in grams:
+            owners[gram].add(position)
+    return {gram: frozenset(items) for gram, items in owners.items()}
