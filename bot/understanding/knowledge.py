@@ -14,7 +14,9 @@ from typing import Callable, Mapping, Sequence
 from bot.understanding.intentsfile import IntentData
 from bot.understanding.matcher import Matcher, MatcherSettings
 from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, ServiceItem, Understanding
+from bot.understanding.index import item_fields
 from bot.understanding.normalize import Normalizer, Replacer, basic, digits_for_matching
+from bot.understanding.typed_pinyin import PinyinDecoder
 
 NormFn = Callable[[str], str]
 #: Verbs and particles that remain around an aspect phrase in a bare follow-up ("那要办好久嘛", "申请条件").
@@ -76,7 +78,8 @@ class Knowledge:
               settings: MatcherSettings | None = None, version: str = "") -> "Knowledge":
         """Compile the normaliser and the index. Pure; costs a few tens of ms for ~60 items."""
         protected = protected_words(items, intents)
-        normalizer = Normalizer(intents.rewrites, intents.fillers, protected)
+        typed_pinyin = PinyinDecoder(basic(text) for text in knowledge_texts(items, intents))
+        normalizer = Normalizer(intents.rewrites, intents.fillers, protected, typed_pinyin.decode)
         norm = normalizer.normalize
         phrases = _compile_phrases(intents, norm, protected)
         ordered = sorted(items, key=lambda i: i.id)
@@ -200,6 +203,20 @@ def _kept_verb(phrase: str, stop_words: Mapping[str, str]) -> str:
         if phrase[:cut] in stop_words and phrase[cut:] in _KEPT_VERBS:
             return f" {phrase[cut:]} "
     return " "
+
+
+def knowledge_texts(items: Sequence[ServiceItem], intents: IntentData) -> list[str]:
+    """Every text of the knowledge in the words residents read or write, raw: the items' names,
+    aliases, questions, conditions and steps, and the intents' phrases, rewrite targets and cue words.
+    What typed pinyin is read back into (see :mod:`bot.understanding.typed_pinyin`): the characters,
+    and which follows which, of the texts the questions are matched against."""
+    texts = [text for item in items for field in item_fields(item).values() for text in field]
+    texts += list(intents.rewrites.values())
+    texts += [w for words in intents.cues.values() for w in words]
+    texts += [p for phrases in intents.aspects.values() for p in phrases]
+    texts += [p for spec in intents.intents.values() for p in spec.phrases]
+    texts += [*intents.fillers, *intents.stopwords]
+    return texts
 
 
 def protected_words(items: Sequence[ServiceItem], intents: IntentData) -> list[str]:

@@ -9,6 +9,9 @@ Why each step, in order:
    space that n-grams do not cross.
 4. Rewrites from ``intents/`` (dialect 咋个→怎么, homophones 失叶→失业, synonyms 社会保障卡→社保卡), one
    pass, longest key first, so "得行不" wins over "得行".
+   Then pinyin typed without choosing characters ("jie hun zheng", "gao ling bu tie") is read back
+   into the knowledge's own characters (:mod:`bot.understanding.typed_pinyin`), after the rewrites so
+   that a pinyin word an admin listed there ("dibao" = "低保") is taken as written.
 5. Self-corrections in dictated text ("社保卡丢了 不对 是身份证丢了", "低保不是是五保"): only what
    follows the last correction is kept, because what came before is what the resident took back.
 6. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question;
@@ -32,7 +35,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万"
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -257,7 +260,10 @@ class Normalizer:
     ``protected``: the knowledge's own words (item names, aliases, cues…), raw; fillers never cut
     into them (see :class:`Replacer`)."""
 
-    def __init__(self, rewrites: Mapping[str, str], fillers: Iterable[str], protected: Iterable[str] = ()) -> None:
+    def __init__(self, rewrites: Mapping[str, str], fillers: Iterable[str], protected: Iterable[str] = (),
+                 typed_pinyin: Callable[[str], str] | None = None) -> None:
+        """``typed_pinyin``: reads runs of typed pinyin into characters (see step 4); none: left as typed."""
+        self._typed_pinyin = typed_pinyin or _unchanged
         cleaned = {self._key(k): self._key(v) for k, v in rewrites.items()}
         self._rewrite = Replacer(_resolve_chains({k: v for k, v in cleaned.items() if k and k != v}))
         filler_keys = [k for k in (self._key(f) for f in fillers) if k]
@@ -276,7 +282,7 @@ class Normalizer:
 
     def _before_fillers(self, text: str) -> str:
         """Steps 1–6: what a text looks like when fillers are removed (protected words take this form)."""
-        return convert_numbers(drop_corrected(self._rewrite(basic(text))))
+        return convert_numbers(drop_corrected(self._typed_pinyin(self._rewrite(basic(text)))))
 
     def _normalize(self, text: str) -> str:
         text = self._fillers(self._before_fillers(text))
@@ -285,6 +291,10 @@ class Normalizer:
             text = self._edge_fillers.sub(
                 lambda m: m.group(0) if self._fillers.cuts_word(text, m.start(), m.end()) else " ", text)
         return _compact(text)
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def drop_corrected(text: str) -> str:
