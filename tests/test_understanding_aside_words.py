@@ -26,6 +26,8 @@ FRAMED = [
     ("低保的钱是打到农商行存折上吗", "civil.dibao"),
     ("我们几个在菜市场门口跳坝坝舞 想成立个舞蹈队 要去备案不", "civil.community-org-filing"),
     ("给娃娃办出生证明 要带户口本不", "health.birth-certificate"),
+    # named elsewhere by a whole word of the item (社保卡), though its bigrams are too common to be specific
+    ("我还没有社保卡 可以在农商行办不", "hrss.social-security-card"),
 ]
 
 #: (question, item): the resident's workplace, named by its worker or its station.
@@ -42,6 +44,7 @@ ACROSS_A_QUESTION = [
 
 #: The out-of-scope thing is the matter: still a fallback.
 STILL_OUT = [
+    "在农商行开个户咋个弄",
     "户口本上的名字写错了咋个改",
     "银行卡密码忘了 要去柜台改不",
     "在超市买的菜坏了 找哪个投诉",

@@ -399,16 +399,20 @@ class Matcher:
         if not inside or inside[0][2] or not any(asks for *_, asks in pieces):
             return False
         others = " ".join(compact[a:b] for a, b, _ in pieces if (a, b) != inside[0][:2])
-        if self.names.names_specifically(others, top):
-            return True
-        joined = others.replace(" ", "")
+        return self.names.names_specifically(others, top) or self._holds_item_word(others, top)
+
+    def _holds_item_word(self, text: str, top: int) -> bool:
+        """True when ``text`` holds one of the item's words (name, alias, cue) of three or more
+        characters whole: 社保卡 names the card items though its bigrams are too common to be specific
+        anchors; 社区 names nothing."""
+        joined = text.replace(" ", "")
         return any(len(word) >= 3 and word in joined for word in self._item_words[top])
 
     def _named_elsewhere(self, compact: str, start: int, end: int, top: int) -> bool:
         """True when the question, without the span, holds a specific anchor of the top item: something
         else in it names the item, so the span need not be what the question is about."""
         rest = compact[:start] + " " + compact[end:]
-        return self.names.names_specifically(rest, top)
+        return self.names.names_specifically(rest, top) or self._holds_item_word(rest, top)
 
     def _crosses_item_word(self, text: str, start: int, end: int, top: int,
                            words: frozenset[str] | None = None) -> bool:
