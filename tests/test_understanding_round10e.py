@@ -6,7 +6,7 @@ Each case failed before this round:
   before enrolling, a new social-security card applied for and awaited (申请了), a car's annual check, a lost
   household register, trade-in subsidies for appliances, aid for poor students, an old person nobody looks
   after (没人照顾: the home-care service is offered too);
-* a paper taken along to do the need (拿死亡证明到哪里办: ``matcher._brought``) is no matter asked for;
+* a paper taken along to do the need (拿死亡证明到哪里办: ``scope._brought``) is no matter asked for;
 * an age alone, or a person described by a service they had (领养老金的人去世了), is who the need is for,
   not a need of its own (``clauses._CONTEXT``);
 * a generic word's clarify also offers an item the rest of the question names by a word of its own alone
