@@ -2,6 +2,8 @@
 
 Why each step, in order:
 
+0. WeChat's emoticons (``[捂脸]``, ``/::)``) are cut; a message of nothing else becomes their names
+   (``[强]`` → 强, which the intents read as thanks): see :mod:`bot.understanding.emoticons`.
 1. Traditional → simplified (OpenCC ``t2s``): relatives abroad and some phone keyboards send 繁體.
    OpenCC is slow-ish in pure Python, so it runs only when a traditional character is present.
 2. NFKC + lower case: full-width letters/digits (ＡＢＣ１２３) and compatibility forms become plain.
@@ -36,6 +38,8 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
+
+from bot.understanding.emoticons import read_emoticons
 
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万"
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -111,8 +115,8 @@ _BOUNDARIES = _Boundaries()
 
 
 def basic(text: str) -> str:
-    """Steps 1–3: script, width, case and punctuation, but no data-driven rewrites."""
-    text = unicodedata.normalize("NFKC", to_simplified(text)).lower()
+    """Steps 0–3: emoticons, script, width, case and punctuation, but no data-driven rewrites."""
+    text = unicodedata.normalize("NFKC", to_simplified(read_emoticons(text))).lower()
     return text.translate(_BOUNDARIES)
 
 
