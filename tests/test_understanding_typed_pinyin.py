@@ -74,3 +74,9 @@ def test_typed_pinyin_greets_and_asks_aspects(knowledge: Knowledge) -> None:
     assert knowledge.understand("ni hao").intent == "greeting"
     understood = knowledge.understand("di bao yao duo jiu")
     assert (understood.match.item, understood.aspect) == ("civil.dibao", "time")
+
+
+def test_typed_pinyin_about_an_out_of_scope_matter_falls_back(knowledge: Knowledge) -> None:
+    """The out-of-scope topics are part of the dictionary: 驾照 is read as such, and told apart."""
+    understood = knowledge.understand("jia zhao dao qi le zen me huan")
+    assert "驾照" in understood.normalized and understood.match.action == "fallback", understood
