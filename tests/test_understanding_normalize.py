@@ -171,7 +171,18 @@ def test_the_matcher_reads_digits_after_masking_them() -> None:
     assert digits_for_matching("电话13882345678了 我妈82了") == "了 我妈80多了"
 
 
-@pytest.mark.parametrize("question", ["我老汉儿82了 有啥子补贴可以领", "我婆婆八十二了有啥补贴", "我爸87岁有没有钱"])
+@pytest.mark.parametrize("question", ["我老汉儿82了 有啥子补贴可以领", "我婆婆八十二了有啥补贴", "我爸87岁有没有钱",
+                                      "我妈 83 岁了有啥补贴"])  # (a keyboard's space before 岁)
 def test_an_exact_age_past_80_finds_the_old_age_allowance(question: str) -> None:
     result = shipped_knowledge().match(question)
     assert (result.action, result.item) == ("answer", "civil.elderly-allowance"), result
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("我妈 82 岁了", "我妈 82岁了"), ("2 级残疾", "2级残疾"), ("等了 3 个月", "等了 3个月"),
+    ("2024 3 5", "2024 3 5"),   # a date's spaces stay: no measure word follows
+    ("低保 2个月没发", "低保 2个月没发"),
+])
+def test_a_space_before_a_measure_word_goes(text: str, expected: str) -> None:
+    """Some keyboards put a space between digits and characters by themselves; 82 岁 is 82岁."""
+    assert convert_numbers(text) == expected

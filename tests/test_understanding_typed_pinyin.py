@@ -80,3 +80,10 @@ def test_typed_pinyin_about_an_out_of_scope_matter_falls_back(knowledge: Knowled
     """The out-of-scope topics are part of the dictionary: 驾照 is read as such, and told apart."""
     understood = knowledge.understand("jia zhao dao qi le zen me huan")
     assert "驾照" in understood.normalized and understood.match.action == "fallback", understood
+
+
+def test_what_typed_pinyin_reads_is_rewritten_in_turn(knowledge: Knowledge) -> None:
+    """you sha → 有啥, which the dialect rewrites make 有什么, as if it had been typed in characters."""
+    understood = knowledge.understand("wo ma 82 sui le you sha bu tie")
+    assert "有什么" in understood.normalized, understood.normalized
+    assert understood.match.item == "civil.elderly-allowance", understood

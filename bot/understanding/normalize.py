@@ -13,7 +13,8 @@ Why each step, in order:
    pass, longest key first, so "得行不" wins over "得行".
    Then pinyin typed without choosing characters ("jie hun zheng", "gao ling bu tie") is read back
    into the knowledge's own characters (:mod:`bot.understanding.typed_pinyin`), after the rewrites so
-   that a pinyin word an admin listed there ("dibao" = "低保") is taken as written.
+   that a pinyin word an admin listed there ("dibao" = "低保") is taken as written; what was read is
+   rewritten in turn (you sha bu tie → 有啥补贴 → 有什么补贴).
 5. Self-corrections in dictated text ("社保卡丢了 不对 是身份证丢了", "低保不是是五保"): only what
    follows the last correction is kept, because what came before is what the resident took back.
 6. Chinese numerals → digits (八十岁 → 80岁), so "80岁补贴" in a FAQ matches "八十岁" in a question;
@@ -49,6 +50,8 @@ _MEASURE = set("岁年月天日元块个级次号周人份张寸万组")
 #: A run of at least this many digit characters (no 十/百) is a number read out digit by digit.
 _SPOKEN_DIGITS = 4
 _NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
+#: A space a keyboard put between a number and its measure word (82 岁, 2 级, 3 个月).
+_SPACED_MEASURE = re.compile(f"(?<=\\d) (?=[{''.join(sorted(_MEASURE))}])")
 #: 几 next to a numeral makes it approximate (几十万, 十几年, 三十几岁): no digits can say that.
 _APPROXIMATE = "几"
 #: A correction in dictated text: after one of these, the resident says again what they meant. The
@@ -139,7 +142,9 @@ def chinese_number(run: str) -> int | None:
 
 def convert_numbers(text: str) -> str:
     """八十岁 → 80岁, 第二个 → 第2个; 五保 and 一二级 stay (a word, not a quantity), and so do
-    approximate amounts (几十万, 十几年: "几100000" would be neither a number nor the resident's word)."""
+    approximate amounts (几十万, 十几年: "几100000" would be neither a number nor the resident's word).
+    A space between a number and its measure word goes (82 岁 → 82岁): some keyboards put one between
+    digits and characters by themselves, and the age or level is read only whole."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
@@ -159,7 +164,7 @@ def convert_numbers(text: str) -> str:
         value = chinese_number(run)
         return run if value is None else str(value)
 
-    return _NUMERAL_RUN.sub(replace, text)
+    return _SPACED_MEASURE.sub("", _NUMERAL_RUN.sub(replace, text))
 
 
 #: Digit strings that say who, when, how much or where — never what is asked. Order matters: the
@@ -286,7 +291,11 @@ class Normalizer:
 
     def _before_fillers(self, text: str) -> str:
         """Steps 1–6: what a text looks like when fillers are removed (protected words take this form)."""
-        return convert_numbers(drop_corrected(self._typed_pinyin(self._rewrite(basic(text)))))
+        rewritten = self._rewrite(basic(text))
+        read = self._typed_pinyin(rewritten)
+        if read != rewritten:  # typed pinyin read as characters: they may be dialect too (you sha → 有啥)
+            read = self._rewrite(read)
+        return convert_numbers(drop_corrected(read))
 
     def _normalize(self, text: str) -> str:
         text = self._fillers(self._before_fillers(text))
