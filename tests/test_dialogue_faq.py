@@ -266,28 +266,24 @@ async def test_an_offer_out_of_range_lists_it_again(db_url: str, http: aiohttp.C
         assert wrong.action == "clarify" and "请回复 1 到 1 之间的数字" in wrong.text
 
 
-async def test_an_answer_offers_a_close_sibling(db_url: str, http: aiohttp.ClientSession) -> None:
-    """The matcher answered one of two siblings on a word of its own; the other is one reply away."""
-    clock = FakeClock()
-    funeral, death = "civil.funeral-subsidy", "hrss.death-benefit"
-    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
-        items = services.knowledge.current.items
-        first = await say(emu, services, clock, OPENID, "我外公前天去世了，后事办完了，有啥子钱可以领不")
-        assert first.item == funeral and f"【{items[funeral].name}】" in first.text
-        assert "您可能还想问：" in first.text and f"1. {items[death].name}" in first.text
-        assert "您还问到" not in first.text and len(first.text) <= 600
-        picked = await say(emu, services, clock, OPENID, "第一个")
-        assert picked.item == death and f"【{items[death].name}】" in picked.text
+#: (message, answered, offered, the pick): a sibling the question's own words told apart from the
+#: answer; a close call, the item scoring just behind the answer that the question also names.
+OFFERED = [
+    ("我外公前天去世了，后事办完了，有啥子钱可以领不", "civil.funeral-subsidy", "hrss.death-benefit", "第一个"),
+    ("看病钱不够屋头困难能救助不", "civil.temporary-assistance", "medins.medical-assistance", "1"),
+]
 
 
-async def test_an_answer_offers_a_close_runner_up(db_url: str, http: aiohttp.ClientSession) -> None:
-    """A close call: the item scoring just behind the answer, which the question also names, is offered."""
+@pytest.mark.parametrize(("message", "answered", "other", "pick"), OFFERED, ids=["sibling", "runner-up"])
+async def test_an_answer_offers_what_may_have_been_meant(db_url: str, http: aiohttp.ClientSession, message: str,
+                                                       answered: str, other: str, pick: str) -> None:
+    """The matcher answered one item, likely but not certainly the one meant; the other is one reply away."""
     clock = FakeClock()
-    answered, other = "civil.temporary-assistance", "medins.medical-assistance"
     async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
         items = services.knowledge.current.items
-        first = await say(emu, services, clock, OPENID, "看病钱不够屋头困难能救助不")
+        first = await say(emu, services, clock, OPENID, message)
         assert first.item == answered and f"【{items[answered].name}】" in first.text
         assert "您可能还想问：" in first.text and f"1. {items[other].name}" in first.text
-        picked = await say(emu, services, clock, OPENID, "1")
+        assert "您还问到" not in first.text and len(first.text) <= 600
+        picked = await say(emu, services, clock, OPENID, pick)
         assert picked.item == other and f"【{items[other].name}】" in picked.text
