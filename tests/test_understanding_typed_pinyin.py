@@ -4,6 +4,8 @@ knowledge end to end. The questions are written for these tests."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from bot.understanding.knowledge import Knowledge
@@ -87,3 +89,14 @@ def test_what_typed_pinyin_reads_is_rewritten_in_turn(knowledge: Knowledge) -> N
     understood = knowledge.understand("wo ma 82 sui le you sha bu tie")
     assert "有什么" in understood.normalized, understood.normalized
     assert understood.match.item == "civil.elderly-allowance", understood
+
+
+def test_arbitrary_letters_never_break_the_normaliser(decoder: PinyinDecoder) -> None:
+    """Every mix of letters, spaces and characters decodes to something without raising; what is not
+    pinyin is kept (a resident always gets a reply)."""
+    rng = random.Random(7)
+    alphabet = "aeiouvngzhcsxjqlrbpmfdtkwy  低保证"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+        out = decoder.decode(text)
+        assert isinstance(out, str) and len(out) <= len(text)

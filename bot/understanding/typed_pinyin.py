@@ -140,8 +140,11 @@ class PinyinDecoder:
 
     def _step(self, states: dict[str, tuple[float, str]], candidates: tuple[str, ...]
               ) -> dict[str, tuple[float, str]]:
-        """Extend every state by one syllable's candidate characters, keeping the best path to each."""
+        """Extend every state by one syllable's candidate characters, keeping the best path to each
+        (none when there is no state or no candidate: the run is then left as typed)."""
         out: dict[str, tuple[float, str]] = {}
+        if not states:
+            return out
         for ch in candidates:
             out[ch] = max(((score + self._log_p(previous, ch), text + ch)
                            for previous, (score, text) in states.items()), key=lambda value: (value[0], value[1]))
