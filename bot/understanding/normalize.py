@@ -2,8 +2,9 @@
 
 Why each step, in order:
 
-0. WeChat's emoticons (``[捂脸]``, ``/::)``) are cut; a message of nothing else becomes their names
-   (``[强]`` → 强, which the intents read as thanks): see :mod:`bot.understanding.emoticons`.
+0. Emoticons (``[捂脸]``; WeChat's codes for the classic faces are named so at the edge) are cut; a
+   message of nothing else becomes their names (``[强]`` → 强, which the intents read as thanks): see
+   :mod:`bot.understanding.emoticons`.
 1. Traditional → simplified (OpenCC ``t2s``): relatives abroad and some phone keyboards send 繁體.
    OpenCC is slow-ish in pure Python, so it runs only when a traditional character is present.
 2. NFKC + lower case: full-width letters/digits (ＡＢＣ１２３) and compatibility forms become plain.

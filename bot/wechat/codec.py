@@ -38,6 +38,7 @@ from bot.dispatch.events import (
     VideoMessage,
     VoiceMessage,
 )
+from bot.wechat.faces import named_faces
 
 
 class CodecError(Exception):
@@ -186,7 +187,7 @@ def _event(fields: Mapping[str, str], base: dict[str, object]) -> ResidentEvent:
 def _message(fields: Mapping[str, str], base: dict[str, object]) -> ResidentEvent:
     msg_type = fields.get("MsgType", "")
     if msg_type == "text":
-        return TextMessage(**base, content=fields.get("Content", ""))  # type: ignore[arg-type]
+        return TextMessage(**base, content=named_faces(fields.get("Content", "")))  # type: ignore[arg-type]
     if msg_type == "voice":
         recognition = (fields.get("Recognition") or "").strip() or None
         return VoiceMessage(
