@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from bot.understanding.index import item_fields
 from bot.understanding.intentsfile import IntentData
 from bot.understanding.matcher import Matcher, MatcherSettings
 from bot.understanding.model import ASPECTS, DEFAULT_ASPECT, MatchResult, ServiceItem, Understanding
-from bot.understanding.index import item_fields
 from bot.understanding.normalize import Normalizer, Replacer, basic, digits_for_matching
 from bot.understanding.typed_pinyin import PinyinDecoder
 
@@ -206,19 +206,18 @@ def _kept_verb(phrase: str, stop_words: Mapping[str, str]) -> str:
 
 
 def knowledge_texts(items: Sequence[ServiceItem], intents: IntentData) -> list[str]:
-    """Every text of the knowledge in the words residents read or write, raw: the items' names,
-    aliases, questions, conditions and steps, and the intents' phrases, rewrite targets, cue, contrast
-    and generic words and out-of-scope topics. What typed pinyin is read back into (see
+    """Every text of the knowledge in the words residents read or write, raw: its own words (see
+    :func:`protected_words`), the items' questions, conditions and steps, and the intents' phrases,
+    rewrite targets and out-of-scope topics. What typed pinyin is read back into (see
     :mod:`bot.understanding.typed_pinyin`): the characters, and which follows which, of the texts the
     questions are matched against — out-of-scope topics too, so "jia zhao dao qi" reads as 驾照到期
     and is told apart as such."""
-    texts = [text for item in items for field in item_fields(item).values() for text in field]
+    texts = protected_words(items, intents)
+    texts += [text for item in items for field in ("question", "body") for text in item_fields(item)[field]]
     texts += list(intents.rewrites.values())
-    texts += [w for words in intents.cues.values() for w in words]
     texts += [p for phrases in intents.aspects.values() for p in phrases]
     texts += [p for spec in intents.intents.values() for p in spec.phrases]
-    texts += [*intents.fillers, *intents.stopwords, *intents.out_of_scope, *intents.ambiguous]
-    texts += [w for members in intents.contrast.values() for words in members.values() for w in words]
+    texts += [*intents.fillers, *intents.stopwords, *intents.out_of_scope]
     return texts
 
 

@@ -250,7 +250,7 @@ class Matcher:
             return MatchResult("fallback", None, (), 0.0)  # 社保局几点下班: the office, not an item
         grams = grams_of(segments)
         ranked = self.index.ranked(segments, None, grams)
-        scored = [(f.score, ident) for f, ident in ranked]
+        scored = whole = [(f.score, ident) for f, ident in ranked]
         compact = normalized.replace(" ", "")
         after = self._after_context(normalized, scored)
         if after is not None:
@@ -305,7 +305,7 @@ class Matcher:
                 if result.action == "clarify":
                     result = self._asked_option(normalized, scored, result)
             result = self._still_on_topic(normalized, joined, ranked[0][1], result)
-            result = self._runners_up(held, [(f.score, i) for f, i in ranked], result)
+            result = self._runners_up(held, whole, result)
         return self._with_other_needs(normalized, scored, result)
 
     def _with_other_needs(self, normalized: str, scored: list[tuple[float, str]], result: MatchResult
