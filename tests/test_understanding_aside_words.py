@@ -74,3 +74,15 @@ def test_no_topic_is_made_across_the_start_of_a_question(knowledge: Knowledge, q
 @pytest.mark.parametrize("question", STILL_OUT)
 def test_the_out_of_scope_matter_itself_still_falls_back(knowledge: Knowledge, question: str) -> None:
     assert_decided(knowledge.match(question), None)
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("屋头在装修 想顺便给坐轮椅的老汉儿把厕所改一下 残联补不补", "disability.home-accessibility"),
+    ("装修房子能申请补贴不", None),      # no disabled person, no adaptation: 装修 is the matter
+    ("楼上装修太吵了找哪个", None),
+])
+def test_a_word_the_item_owns_vetoes_only_without_the_item(knowledge: Knowledge, question: str,
+                                                          expected: str | None) -> None:
+    """装修 is out of scope, but the adaptation item's questions speak of it (residents call the
+    adaptation 装修): it counts against that item only when nothing else in the question names it."""
+    assert_decided(knowledge.match(question), expected)
