@@ -42,10 +42,10 @@ EMOJI_NAMES: dict[str, str] = {
 }
 
 _NAMES = frozenset(CLASSIC_NAMES) | frozenset(NEWER_NAMES)
-_EMOTICON = re.compile("|".join(
-    [re.escape(emoji) for emoji in EMOJI_NAMES]
-    + [r"\[(?:" + "|".join(re.escape(name) for name in sorted(_NAMES, key=len, reverse=True)) + r")\]"]))
 _EMOJI = re.compile("|".join(map(re.escape, EMOJI_NAMES)))
+# the emoji, or a face's name in brackets (longest first)
+_EMOTICON = re.compile(_EMOJI.pattern + r"|\[(?:"
+                       + "|".join(re.escape(name) for name in sorted(_NAMES, key=len, reverse=True)) + r")\]")
 _NOTHING_ELSE = re.compile(r"[\W_]*")  # (emoji and variation selectors are \W too)
 
 

@@ -41,8 +41,9 @@ The item index and its scoring live in :mod:`bot.understanding.index`, the items
 names in :mod:`bot.understanding.names`, the ``[contrast]`` families in :mod:`bot.understanding.contrast`,
 the generic words' rule (``[ambiguous]``) in :mod:`bot.understanding.ambiguity`, the lists of names
 ("A和B") in :mod:`bot.understanding.lists`, two needs in one message in :mod:`bot.understanding.needs`,
-the out-of-scope words (``[out_of_scope]``) in :mod:`bot.understanding.scope`, clause splitting in :mod:`bot.understanding.clauses` and the gram functions in
-:mod:`bot.understanding.grams`; this module holds the decision and its other rules.
+the out-of-scope words (``[out_of_scope]``) in :mod:`bot.understanding.scope`, clause splitting in
+:mod:`bot.understanding.clauses` and the gram functions in :mod:`bot.understanding.grams`; this module
+holds the decision and its other rules.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ from bot.understanding.lists import Lists
 from bot.understanding.model import MatchResult, ServiceItem
 from bot.understanding.names import ItemNames
 from bot.understanding.needs import TwoNeeds
-from bot.understanding.scope import OutOfScope
 from bot.understanding.normalize import digits_for_matching
+from bot.understanding.scope import OutOfScope
 
 
 @dataclass(frozen=True)
