@@ -244,7 +244,42 @@ def _merge(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         values[section][key] = _coerce(f"{section}.{key} (from {var})", value, types[key], from_env=True)
     config = Config(**{name: sections[name](**vals) for name, vals in values.items()})
     _validate(config)
-    return config
+    return _with_async_driver(config)
+
+
+# the dialects the storage layer supports, each with the asyncio driver it runs on
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+_DIALECT_ALIASES = {"postgres": "postgresql"}
+
+
+def async_database_url(url: str) -> str:
+    """``url`` with the asyncio driver the storage layer runs on: ``sqlite:///x.db`` →
+    ``sqlite+aiosqlite:///x.db``, ``postgresql://…`` (or ``postgres://``) → ``postgresql+asyncpg://…``.
+
+    Why: an admin copying a URL from another tool writes the plain form, and SQLAlchemy then failed
+    deep inside a migration with a traceback about async drivers. Another driver or dialect stops
+    start-up with one line naming the key and the scheme only (the URL may hold a password)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError("config: database.url must look like sqlite+aiosqlite:///path "
+                          "or postgresql+asyncpg://user@host:5432/db")
+    dialect, _, driver = scheme.lower().partition("+")
+    dialect = _DIALECT_ALIASES.get(dialect, dialect)
+    wanted = ASYNC_DRIVERS.get(dialect)
+    if wanted is None:
+        raise ConfigError(f"config: database.url: {scheme} is not supported; "
+                          "use sqlite+aiosqlite:// or postgresql+asyncpg://")
+    if driver and driver != wanted:
+        raise ConfigError(f"config: database.url: driver {driver} is not an asyncio driver; "
+                          f"use {dialect}+{wanted}://")
+    return f"{dialect}+{wanted}://{rest}"
+
+
+def _with_async_driver(config: Config) -> Config:
+    url = async_database_url(config.database.url)
+    if url == config.database.url:
+        return config
+    return dataclasses.replace(config, database=dataclasses.replace(config.database, url=url))
 
 
 def _validate(config: Config) -> None:
@@ -301,4 +336,4 @@ def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
     }
     out = dataclasses.replace(config, **changed)
     _validate(out)
-    return out
+    return _with_async_driver(out)

@@ -54,12 +54,36 @@ def test_example_config_documents_every_key() -> None:
         ('[server]\nworkers = 0\n', "server.workers"),
         ('[tickets]\ntakeover_ack_minutes = -1\n', "tickets.takeover_ack_minutes"),
         ("[server\n", "config.toml"),
+        ('[database]\nurl = "mysql://root@localhost/test"\n', "database.url"),
+        ('[database]\nurl = "postgresql+psycopg2://u:pw@h/db"\n', "database.url"),
+        ('[database]\nurl = "var/bot.db"\n', "database.url"),
     ],
 )
 def test_bad_config_names_the_key_in_one_line(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text), env={})
     assert key in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("sqlite:///var/x.db", "sqlite+aiosqlite:///var/x.db"),
+        ("postgresql://postgres@127.0.0.1:5432/test", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+        ("postgres://u:pw@h/db", "postgresql+asyncpg://u:pw@h/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_plain_database_url_gets_the_asyncio_driver(tmp_path: Path, url: str, expected: str) -> None:
+    """An admin pastes the URL another tool uses: it was a traceback deep inside the migration."""
+    assert load_config(write(tmp_path, f'[database]\nurl = "{url}"\n'), env={}).database.url == expected
+    assert load_config(None, env={"RESIDENT_BOT_DATABASE_URL": url}).database.url == expected
+
+
+def test_database_url_error_does_not_show_the_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, '[database]\nurl = "mysql://root:hunter2@db/x"\n'), env={})
+    assert "hunter2" not in str(err.value)
 
 
 def test_environment_overrides_every_key_with_types(tmp_path: Path) -> None:

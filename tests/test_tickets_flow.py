@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot.dispatch.events import ImageMessage, LocationMessage, MenuClickEvent, ScanEvent, VoiceMessage
+from bot.handlers import faq as fh
 from bot.handlers import tickets as h
 from bot.sandbox.mock_wechat import MockWeChat
 from bot.sandbox.wechat_server import next_msg_id
@@ -273,3 +274,61 @@ def h_not_residents(tid: int) -> str:
     from bot.services.tickets import NOT_RESIDENTS
 
     return NOT_RESIDENTS.format(id=tid)
+
+
+async def test_acknowledgements_in_the_proxy_form_are_not_taken_as_answers(
+    db_url: str, http: aiohttp.ClientSession, mock: MockWeChat, tmp_path: Path
+) -> None:
+    """好的 is what elderly residents answer to almost anything: it is not an address nor a time, and
+    the summary asked again names the item, not its id."""
+    async with running_app(tickets_config(db_url, mock, tmp_path), http) as (server, emu, services):
+        r = await emu.send(emu.text(RESIDENT, "低保要带啥子材料"))
+        r = await emu.send(emu.text(RESIDENT, "代办"))
+        assert "地址" in r.text
+        r = await emu.send(emu.text(RESIDENT, "好的"))
+        assert r.text == h.ADDRESS_MISSING
+        r = await emu.send(emu.text(RESIDENT, "普子岭小区2栋3单元501"))
+        assert r.text == h.ASK_PHONE  # no grids imported: nothing to pick from
+        r = await emu.send(emu.text(RESIDENT, "13812345678"))
+        r = await emu.send(emu.text(RESIDENT, "好的"))
+        assert r.text == h.ASK_TIME
+        r = await emu.send(emu.text(RESIDENT, "3"))
+        r = await emu.send(emu.text(RESIDENT, "等一下"))
+        name = services.knowledge.current.items["civil.dibao"].name
+        assert f"业务：{name}" in r.text and "civil.dibao" not in r.text and "明天上午" in r.text
+        r = await emu.send(emu.text(RESIDENT, "确认"))
+        tid = ticket_id(r.text)
+        assert r.text == h.PROXY_CREATED.format(id=tid, name=h.NOBODY)  # no worker: the duty desk, no 网格员 title
+        ticket = await services.tickets.get(tid)
+        assert ticket["address"] == "普子岭小区2栋3单元501" and ticket["time_window"] == "明天上午"
+
+
+async def test_thanks_after_an_answer_repeats_the_proxy_offer_once(
+    db_url: str, http: aiohttp.ClientSession, mock: MockWeChat, tmp_path: Path
+) -> None:
+    """"好的" to "回复「代办」请网格员上门收取材料" often means yes: the offer once more, by name; not
+    again, and not after the resident took it up."""
+    await import_and_bind(db_url)
+    async with running_app(tickets_config(db_url, mock, tmp_path), http) as (server, emu, services):
+        await emu.send(scan(RESIDENT, "grid:1"))
+        name = services.knowledge.current.items["civil.dibao"].name
+        r = await emu.send(emu.text(RESIDENT, "低保要带啥子材料"))
+        assert "代办" in r.text
+        r = await emu.send(emu.text(RESIDENT, "好的"))
+        assert r.text == fh.THANKS_PROXY.format(name=name)
+        r = await emu.send(emu.text(RESIDENT, "谢谢"))
+        assert r.text == fh.THANKS
+        # taken up, then dropped: no reminder afterwards either
+        await emu.send(emu.text(RESIDENT, "低保要带啥子材料"))
+        r = await emu.send(emu.text(RESIDENT, "代办"))
+        assert name in r.text and "地址" in r.text
+        r = await emu.send(emu.text(RESIDENT, "取消"))
+        assert r.text == h.FORM_CANCELLED
+        r = await emu.send(emu.text(RESIDENT, "谢谢"))
+        assert r.text == fh.THANKS
+        # an item that needs the resident in person has no offer to repeat
+        divorce = services.knowledge.current.items["civil.divorce-registration"]
+        assert not divorce.proxy
+        r = await emu.send(emu.text(RESIDENT, "离婚登记要带啥"))
+        r = await emu.send(emu.text(RESIDENT, "好的"))
+        assert r.text == fh.THANKS

@@ -55,7 +55,7 @@ async def test_any_phrasing_opens_one_routed_ticket_with_the_faq_context(
         # Not one of the old fixed words: the understanding's hand-off phrases decide.
         r = await emu.send(emu.text(RESIDENT, "我想找个真人问问"))
         tid = ticket_id(r.text)
-        assert r.text == h.HUMAN_CREATED.format(id=tid, name="张秀英")
+        assert r.text == h.HUMAN_CREATED.format(id=tid, name="网格员张秀英")
         ticket = await services.tickets.get(tid)
         assert ticket["kind"] == "human" and ticket["grid_id"] == "1" and ticket["worker_id"] == ids[ZHANG]
         assert ticket["content"] == f"居民请求人工服务：我想找个真人问问（刚才在问：{dibao(services)}）"

@@ -26,6 +26,15 @@ def test_intents(knowledge: Knowledge, text: str, intent: str) -> None:
     assert knowledge.understand(text).intent == intent
 
 
+@pytest.mark.parametrize(("text", "intent"), [
+    # a bare acknowledgement: 确认 alone was answered as the pension certification (认证), 嗯 fell back
+    ("确认", "thanks"), ("嗯", "thanks"), ("对的", "thanks"), ("可以", "thanks"), ("好的", "thanks"),
+    ("确认一下低保咋个办", "faq"), ("可以办低保不", "faq"),
+])
+def test_shipped_acknowledgements(text: str, intent: str) -> None:
+    assert shipped_knowledge().understand(text).intent == intent
+
+
 def test_thanks_followed_by_a_question_is_a_question(knowledge: Knowledge) -> None:
     understood = knowledge.understand("谢谢，那低保在哪里办")
     assert (understood.intent, understood.aspect, understood.match.item) == ("faq", "where", "civil.dibao")

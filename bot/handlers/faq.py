@@ -43,6 +43,9 @@ GREETING = (
     "比如“办低保要带啥材料”。回复「菜单」看看我能做什么。"
 )
 THANKS = "不客气！还有事随时问我。"
+# 好的/谢谢 right after an answer that offered 代办: many residents mean "yes, please" by it, so the
+# one next step is said again (once) instead of a goodbye
+THANKS_PROXY = "不客气！要请网格员上门收取「{name}」的材料，回复「代办」就行。"
 HELP = (
     "我可以帮您：\n"
     "1. 查办事材料：直接问“办低保要带啥材料”\n"
@@ -123,10 +126,11 @@ class FaqContext:
     options: list[str] = field(default_factory=list)  # pending clarify list, best first
     asked: str | None = None          # an aspect asked before saying which item ("要多久" → "低保")
     offered: list[str] = field(default_factory=list)  # items offered after the answer (您还问到, 您可能还想问)
+    proxy_offered: bool = False       # the answer ended with 回复「代办」…, not yet taken up or repeated
 
     def to_state(self, now: datetime) -> dict[str, Any]:
         return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
-                "offered": list(self.offered), "at": now.isoformat()}
+                "offered": list(self.offered), "proxy_offered": self.proxy_offered, "at": now.isoformat()}
 
 
 def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> FaqContext:
@@ -145,12 +149,21 @@ def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -
     aspect = raw.get("aspect") if isinstance(raw.get("aspect"), str) else DEFAULT_ASPECT
     asked = raw.get("asked") if isinstance(raw.get("asked"), str) else None
     offered = [o for o in raw.get("offered") or [] if isinstance(o, str)]
-    return FaqContext(item, aspect, options, asked, offered)
+    return FaqContext(item, aspect, options, asked, offered, raw.get("proxy_offered") is True)
 
 
 def last_item(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> str | None:
     """The item the resident was last answered about, if still fresh (for the tickets feature)."""
     return read_context(state, now, ttl).item
+
+
+def proxy_taken(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the FAQ answer's 代办 offer marked as taken up (the tickets feature calls this
+    when it starts a 代办 form for the last item), so a later 谢谢 does not offer it again."""
+    raw = state.get(STATE_KEY)
+    if not isinstance(raw, dict) or not raw.get("proxy_offered"):
+        return state
+    return {**state, STATE_KEY: {**raw, "proxy_offered": False}}
 
 
 # --- reply formatting (pure) -----------------------------------------------------------------------
@@ -396,8 +409,8 @@ class FaqDialogue:
         state = await ctx.state()
         context = read_context(state, ctx.now, self.ttl)
         turn = _Turn(knowledge, text, u, ctx, state, context)
-        return (await self._pending_pick(turn) or self._smalltalk(u) or await self._about_items(turn)
-                or await self._fallback(turn))
+        return (await self._pending_pick(turn) or await self._thanks_after_offer(turn) or self._smalltalk(u)
+                or await self._about_items(turn) or await self._fallback(turn))
 
     async def _pending_pick(self, t: "_Turn") -> Response | None:
         """A reply to the clarify list: a number, or the name of one option; or a number picking one
@@ -425,6 +438,17 @@ class FaqDialogue:
         if t.u.pick > len(offered):
             return self._repeat_options(t.knowledge, offered)
         return await self._answer(t, offered[t.u.pick - 1], t.context.aspect, intent="pick")
+
+    async def _thanks_after_offer(self, t: "_Turn") -> Response | None:
+        """好的 / 谢谢 / 👍 right after an answer that ended with the 代办 offer: the offer once more,
+        by name. Why: elderly residents answer an offer with 好的 and then wait; a plain goodbye left
+        them there. Said once: the context forgets the offer, and starting 代办 forgets it too."""
+        item = t.knowledge.items.get(t.context.item or "")
+        if t.u.intent != "thanks" or not t.context.proxy_offered or item is None or not item.proxy:
+            return None
+        await self._save(t, replace(t.context, proxy_offered=False))
+        return Response.text(THANKS_PROXY.format(name=item.name), intent="thanks", item=item.id,
+                             action="offer_proxy")
 
     @staticmethod
     def _smalltalk(u: Understanding) -> Response | None:
@@ -470,7 +494,7 @@ class FaqDialogue:
         related = [o for o in dict.fromkeys(related) if o in known and o != ident and o not in also]
         related = related[: MAX_OPTIONS - len(also)]
         offered = also + related
-        await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered))
+        await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered, proxy_offered=item.proxy))
         if not offered:
             return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
                                  meta={"aspect": aspect})

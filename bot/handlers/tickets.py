@@ -31,7 +31,7 @@ from bot.dispatch.events import (
     TextMessage,
     VoiceMessage,
 )
-from bot.handlers.faq import KnowledgeSource, last_item
+from bot.handlers.faq import KnowledgeSource, last_item, proxy_taken
 from bot.handlers.notices import is_notice_text
 from bot.logs import mask_personal
 from bot.services.grids import area_choices, match_area, pick_grid
@@ -64,6 +64,7 @@ ASK_ADDRESS_AGAIN = "好的，代办「{name}」，网格员会上门收材料�
 ASK_PHONE = "请留一个联系电话，网格员上门前会先打电话。"
 ASK_PHONE_AGAIN = "联系电话还是{phone}吗？是请回复“是”，不是请直接发新号码。"
 BAD_PHONE = "电话号码好像不对，请发11位手机号或座机号，比如13800001234。"
+ADDRESS_MISSING = "还没收到地址。请发上门地址（小区、楼栋、门牌号），比如“普子岭小区3栋2单元501”；不办了请回复“取消”。"
 ASK_TIME = "您什么时候方便？请回复数字：\n1 今天上午\n2 今天下午\n3 明天上午\n4 明天下午\n也可以直接说时间，比如“周六上午”。"
 ASK_CONFIRM = "请核对：\n业务：{name}\n地址：{address}\n电话：{phone}\n时间：{time}\n没问题请回复“确认”，要改请回复“取消”后重来。"
 ASK_AREA = "请问您住在哪个小区、哪一栋？我帮您找到对应的网格员。"
@@ -71,13 +72,13 @@ ASK_AREA_LIST = ASK_AREA + "请回复数字或名称：\n{options}\n都不是请
 AREA_AGAIN = "没找到这个小区。请回复上面的数字，或小区、楼栋的名称；都不是请回复“0”。"
 AREA_UNKNOWN = "没找到这个小区，工单会先交给社区值班台处理。"
 AREA_NONE = "好的，工单会先交给社区值班台安排。"
-PROXY_CREATED = "已为您提交代办工单{id}，网格员{name}会按约定时间上门收材料，后面手续一块儿帮您办完。\n进度请回复“我的工单”查看。"
+PROXY_CREATED = "已为您提交代办工单{id}，{name}会按约定时间上门收材料，后面手续一块儿帮您办完。\n进度请回复“我的工单”查看。"
 REPORT_START = "请说说是什么问题、在哪里，可以发文字、语音、照片或位置。都发完了请回复“提交”。"
 REPORT_MORE = "收到了。还可以继续发照片或位置，都发完了请回复“提交”。"
 REPORT_PHOTO = "照片收到了（共{n}张）。都发完了请回复“提交”。"
 REPORT_LOCATION = "位置收到了：{label}。都发完了请回复“提交”。"
 REPORT_EMPTY = "还没说是什么问题呢，请用文字或语音简单说一下。"
-REPORT_CREATED = "已为您提交报事工单{id}，网格员{name}会尽快处理。\n进度请回复“我的工单”查看。"
+REPORT_CREATED = "已为您提交报事工单{id}，{name}会尽快处理。\n进度请回复“我的工单”查看。"
 SIMILAR = "附近已经有人反映过：“{content}”（工单{id}，{status}）。\n是同一个问题吗？是请回复“我也遇到了”，处理好了会通知您；不是请回复“不是”。"
 FOLLOWED = "好的，已记下您也遇到了这个问题（工单{id}），处理好了会第一时间通知您。"
 HUMAN_CREATED = "已为您转人工（工单{id}），{name}会尽快联系您。进度请回复“我的工单”查看。"
@@ -88,6 +89,7 @@ HUMAN_ABOUT = "问的是：{name}"
 HUMAN_BEFORE = "刚才在问：{name}"
 DUPLICATE = "您刚才已经提交过了（工单{id}，{status}），网格员会尽快处理，不用重复提交。"
 NOBODY = "社区值班人员"
+WORKER_TITLE = "网格员{name}"
 FORM_CANCELLED = "好的，已取消。有需要随时找我。"
 NO_TICKETS = "您还没有工单。需要网格员帮忙，可以说“我要代办”或“报事报修”。"
 MY_TICKETS_HEAD = "您最近的工单："
@@ -226,8 +228,10 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
         await ctx.save_state(state, ttl_seconds=FORM_TTL)
 
     async def assignee_name(ticket: dict[str, Any]) -> str:
+        """Who will come, as the resident reads it: 网格员张秀英, or the duty desk when the ticket has no
+        worker (no grid chosen): "网格员社区值班人员" read as nonsense."""
         worker = await grids.worker(ticket["worker_id"])
-        return worker["name"] if worker else NOBODY
+        return WORKER_TITLE.format(name=worker["name"]) if worker else NOBODY
 
     async def grid_of(openid: str) -> str | None:
         row = await grids.resident(openid)
@@ -293,6 +297,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
         if item is None:
             last = last_item(state, ctx.now)  # the FAQ's context, only while it is fresh
             item = tickets.items.get(last) if isinstance(last, str) else None
+            if item is not None and proxy_taken(state) is not state:  # its offer is taken up: no reminder later
+                await ctx.save_state(proxy_taken(state), ttl_seconds=FORM_TTL)
         if item is None:
             await save_form(ctx, {"form": "proxy", "step": "item"})
             return Response.text(ASK_ITEM, intent="ticket:proxy", action="ask_item")
@@ -335,9 +341,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
             return await proxy_item_chosen(ctx, item.id)
         if step == "address":
             address = form.get("known_address") if text in YES and form.get("known_address") else text
-            if len(address or "") < 2:
-                return Response.text(ASK_ADDRESS.format(name="", checklist="").split("\n\n")[-1],
-                                     intent="ticket:proxy", action="ask_address")
+            if len(address or "") < 2 or address in YES:  # 好的 to "请告诉我上门地址" is not an address
+                return Response.text(ADDRESS_MISSING, intent="ticket:proxy", action="ask_address")
             form["address"] = address
             if await grid_of(ctx.openid) is None:  # no grid yet: the address may name it, else ask
                 all_grids = await grids.grids()
@@ -363,6 +368,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
             await save_form(ctx, form)
             return Response.text(ASK_TIME, intent="ticket:proxy", action="ask_time")
         if step == "time":
+            if text in YES:  # 好的 says nothing about when
+                return Response.text(ASK_TIME, intent="ticket:proxy", action="ask_time")
             form.update(step="confirm", time=TIME_CHOICES.get(text, text))
             await save_form(ctx, form)
             item = tickets.items.get(form["item"])
@@ -371,7 +378,8 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
                                  intent="ticket:proxy", action="ask_confirm")
         if step == "confirm":
             if text not in SUBMIT and text not in YES:
-                return Response.text(ASK_CONFIRM.format(name=form["item"], address=form["address"], phone=form["phone"],
+                item = tickets.items.get(form["item"])
+                return Response.text(ASK_CONFIRM.format(name=item.name if item else form["item"], address=form["address"], phone=form["phone"],
                                                         time=form["time"]), intent="ticket:proxy", action="ask_confirm")
             await grids.remember_contact(ctx.openid, form["address"], form["phone"])
             grid_id = await grid_of(ctx.openid)  # None: the duty desk (the resident chose none)
