@@ -31,6 +31,12 @@ def test_full_width_case_and_punctuation() -> None:
     assert basic("ＡＢＣ１２３，低保？！") == "abc123 低保  "
 
 
+def test_look_alike_characters_are_read_as_meant() -> None:
+    """Handwriting input offers 囗 (the enclosure radical) for 口."""
+    assert basic("户囗本丢了") == "户口本丢了"
+    assert shipped_knowledge().match("办低保要带户囗本不").item == "civil.dibao"
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("八十岁", "80岁"), ("十六岁", "16岁"), ("一百二十块", "120块"), ("两万三千元", "23000元"),
     ("第二个", "第2个"), ("一二级残疾", "12级残疾"), ("五保户", "五保户"), ("一二", "一二"), ("十", "10"),

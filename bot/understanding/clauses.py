@@ -49,7 +49,8 @@ _DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|�
 #: (nor evidence between siblings) and ``Lists._listed`` (nor a list of needs).
 #: A day or time gone by, opening a clause ("前几天在派出所办身份证", "上个月去社区交了材料"): with a verb of the
 #: service and nothing asked, wanted or lost, what was done then — the story before the need, not a need.
-_PAST = r"(?:前几天|前两天|前段时间|前些天|上个月|上周|上个星期|上礼拜|昨天|前天|去年|前年)"
+#: (Numbers are digits by then: 前两天 reads 前2天.)
+_PAST = r"(?:前几天|前两天|前\d+天|前段时间|前些天|上个月|上\d+个月|上周|上个星期|上礼拜|昨天|前天|去年|前年)"
 _NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
              r"|吗|怎么|什么|哪|多少|多久|(?<!前)几|能不能|可以|能否|是否|有没有))")
 DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
@@ -83,6 +84,9 @@ _LACKING = re.compile(r"^(?!.*(?:也|又|想|要|吗|怎么|什么|哪|多少|�
 #: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
 #: 报": a question): what happened before the need, said in passing.
 _BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
+#: A clause saying that something had stopped coming ("这个月没有了", "今年停了", "突然不发了"): see
+#: ``aside`` in :func:`split_clauses`.
+_STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了)$")
 #: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
 #: conjunction (但是, 要是, 说是 …), which the character before it shows.
 _BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
@@ -181,8 +185,11 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
             bool(MATERIAL.search(parts[index - 2])) and _bare_paper(clause, leading)))
         # "医保是转过去还是办个备案": a clause before 还是/或者 is half of the question, never context — unless
         # both halves are papers to bring ("需要出生证明还是户口本")
+        # what was had before is the subject when the next clause says it stopped ("以前每个月有几十块残疾人
+        # 生活补贴 这个月没有了"): the trouble is about that very thing
+        stopped = bool(clauses) and separator not in _JOINING and bool(_STOPPED.match(clauses[-1].text))
         aside = listed or bool(DONE.search(clause)) or (
-            separator not in _JOINING and (stated(clause) or bool(_BEFORE.search(clause)))) or (
+            separator not in _JOINING and (stated(clause) or (bool(_BEFORE.search(clause)) and not stopped))) or (
             separator in _JOINING and bool(MATERIAL.search(clause)) and index + 2 < len(parts)
             and _bare_paper(parts[index + 2], separator))
         # what is lacking is the situation of another need, unless a closing question asks about both

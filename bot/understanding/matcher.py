@@ -393,6 +393,10 @@ class Matcher:
         # a paper to bring names the item it is a material of, not the need ("产假的钱哪个发，要准备出生证明不"):
         # as weak a reason to keep the top item as a matter already done
         done = self.names.anchored(" ".join(c for c in aside if DONE.search(c) or MATERIAL.search(c)), (top,))
+        asking = [c.text for c in clauses if not c.aside and QUESTION.search(c.text)]
+        if done and _AGAIN.search(" ".join(asking)):
+            # "上个月开的住这边的证明 单位说过期了 要重新开吗": the done item again, whatever else reads alike
+            return None
         again = [(f.score, ident) for f, ident in self.index.ranked(segments, None, grams)]
         if again and again[0][1] == top and again[0][0] >= self.settings.after_context_min:
             return None  # the rest alone still reads most like the top item, and well
@@ -414,11 +418,10 @@ class Matcher:
             return MatchResult("fallback", None, (), round(scored[0][0], 2))  # "…，供电所电话多少"
         if not done:
             return None
-        # what the rest asks (its clauses with a question word; else its last clause) speaks of a matter
-        # no item's texts know: "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
-        asking = [c.text for c in clauses if not c.aside and QUESTION.search(c.text)] or [rest.split(" ")[-1]]
-        if _AGAIN.search(" ".join(asking)):
-            return None  # "低保去年批下来了 今年还要重新弄一道不": the done item again, in everyday words
+        # what the rest asks (its clauses with a question word) speaks of a matter no item's texts know:
+        # "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
+        if not asking:
+            return None  # "志愿者账号绑的手机号换了 现在登不上去了": a trouble told, no other matter asked
         unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self.index.weights}
         return MatchResult("fallback", None, (), round(scored[0][0], 2)) if len(unknown) >= 2 else None
 

@@ -97,9 +97,14 @@ def _is_boundary(ch: str) -> bool:
     return category[0] in "PSZC"
 
 
+#: Characters no resident means, typed for the one they look like: handwriting input offers 囗 (the
+#: enclosure radical, U+56D7) for 口, and 户囗本 then shared no gram with 户口本.
+_LOOKALIKES = {"囗": "口"}
+
+
 class _Boundaries(dict[int, str]):
-    """A ``str.translate`` table: a space for every boundary character (see :func:`_is_boundary`), the
-    character itself otherwise, filled in as characters are first seen (up to ``limit`` of them, so
+    """A ``str.translate`` table: a space for every boundary character (see :func:`_is_boundary`), a
+    look-alike's intended character (:data:`_LOOKALIKES`), the character itself otherwise, filled in as characters are first seen (up to ``limit`` of them, so
     text made of ever new characters cannot grow it without bound; past that, looked up each time).
 
     Why: :func:`basic` runs on every text the matcher cuts (several clauses per question), and one
@@ -109,7 +114,7 @@ class _Boundaries(dict[int, str]):
 
     def __missing__(self, code: int) -> str:
         ch = chr(code)
-        value = " " if _is_boundary(ch) else ch
+        value = " " if _is_boundary(ch) else _LOOKALIKES.get(ch, ch)
         if len(self) < self.limit:
             self[code] = value
         return value
