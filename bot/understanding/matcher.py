@@ -422,6 +422,8 @@ class Matcher:
         # "县医院呼吸科哪个医生看得好" — not "还要办啥子", a next step of the done item
         if not asking:
             return None  # "志愿者账号绑的手机号换了 现在登不上去了": a trouble told, no other matter asked
+        if _STATUS.search(" ".join(asking)):
+            return None  # "农村养老保险今年交了 咋个查交上没有": how the done item stands, not another matter
         unknown = {g for g in grams_of(self._core(" ".join(asking))) if g[0] == "b" and g not in self.index.weights}
         return MatchResult("fallback", None, (), round(scored[0][0], 2)) if len(unknown) >= 2 else None
 
@@ -703,6 +705,8 @@ _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享
 #: An open question about benefits or help (not "有啥子用", "有什么区别"): what a subject's items give.
 _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶助|帮扶|照顾|保障|优惠|帮|(?:能|可以)(?:领|拿|享受)(?:什么|哪些)")
 #: Doing a thing again (重新弄, 再办一次, 每年都要): after a done clause, a question about that very item.
+#: What a question asks about a done matter's state (查, 到账, 批了没, 进度): still about that matter.
+_STATUS = re.compile(r"查|到账|到了没|成功|交上|批了没|下来没|办好没|好了没|进度|到哪一步|审核|通过没|生效")
 _AGAIN = re.compile(r"重新|再(?:弄|办|申请|认定|交|做|来|搞)|(?:每年|年年)都?要")
 #: What such a question asks besides the office: hours (who is on duty too), days, phone, place.
 _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|值班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
