@@ -5,11 +5,12 @@ Each case but the last two failed on the matcher before this round:
 * a trouble told after what was done, with nothing else asked ("…手机号换了 现在短信收不到了"), is about
   the done item, not a fallback;
 * what was had before is the subject when the next clause says it stopped ("以前每个月都有…今年停了");
-* asking to do a done item again ("…要重新开吗") keeps that item, whatever else the rest reads like;
+* asking to do a done item again ("…要重新开吗") or how it stands ("…咋个查交上没有") keeps that item,
+  whatever else the rest reads like;
 * 把婚离了 / 把婚结了 are 离婚 / 结婚 said apart; 把我开了 is losing one's job;
 * a card soaked or stolen is replaced, not applied for; theft is the reason to replace a card, not a
   matter for the police, for the cards whose files say so;
-* 停机 and 保健品 are matters no item handles (网费 too).
+* 停机, 保健品 and a lost 死亡医学证明 are matters no item handles (网费 too).
 
 The questions are written for this test (not taken from ``tests/data``).
 """
@@ -34,6 +35,9 @@ CASES = [
     ("残疾证和钱包一起被偷了咋补", "disability.card-renew"),
     ("身份证被偷了咋补", "police.id-card"),
     ("居住证被偷了咋补", "police.residence-permit"),
+    ("城乡居民医保今年交了 咋个查交上没有", "medins.resident-payment"),
+    ("今年的农村养老保险交了 在哪里查交上没得", "hrss.resident-pension-enroll"),
+    ("死亡医学证明丢了能补不", None),
     ("手机停机了咋办", None),
     ("老人买保健品遭骗了", None),
     # kept as they were: the theft alone, and a past told before a question
