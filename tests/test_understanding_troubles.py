@@ -8,7 +8,7 @@ Each case but the last two failed on the matcher before this round:
 * asking to do a done item again ("…要重新开吗") or how it stands ("…咋个查交上没有") keeps that item,
   whatever else the rest reads like;
 * 把婚离了 / 把婚结了 are 离婚 / 结婚 said apart; 把我开了 is losing one's job;
-* a card soaked or stolen is replaced, not applied for; theft is the reason to replace a card, not a
+* a card left somewhere (落在车上了) is lost, not a matter done (上了); a card soaked or stolen is replaced, not applied for; theft is the reason to replace a card, not a
   matter for the police, for the cards whose files say so;
 * 停机, 保健品 and a lost 死亡医学证明 are matters no item handles (网费 too).
 
@@ -35,6 +35,7 @@ CASES = [
     ("残疾证和钱包一起被偷了咋补", "disability.card-renew"),
     ("身份证被偷了咋补", "police.id-card"),
     ("居住证被偷了咋补", "police.residence-permit"),
+    ("老年证落在公交车上了 能补办不", "civil.senior-card"),
     ("城乡居民医保今年交了 咋个查交上没有", "medins.resident-payment"),
     ("今年的农村养老保险交了 在哪里查交上没得", "hrss.resident-pension-enroll"),
     ("死亡医学证明丢了能补不", None),

@@ -51,7 +51,7 @@ _DONE_VERBS = "办|领|换|开|交|缴|补|上|拿|弄|搞|做|打|批|扯|评|�
 #: service and nothing asked, wanted or lost, what was done then — the story before the need, not a need.
 #: (Numbers are digits by then: 前两天 reads 前2天.)
 _PAST = r"(?:前几天|前两天|前\d+天|前段时间|前些天|上个月|上\d+个月|上周|上个星期|上礼拜|昨天|前天|去年|前年)"
-_NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|过期|到期"
+_NOT_DONE = (r"^(?!.*(?:想|要|准备|打算|没|不|把|还|再|顺便|一起|丢|坏|错|掉|落在|落到|忘在|搞忘|过期|到期"
              r"|吗|怎么|什么|哪|多少|多久|(?<!前)几|能不能|可以|能否|是否|有没有))")
 DONE = re.compile(_NOT_DONE + rf"(?:.*(?:{_DONE_VERBS})(?:好|完|过|到|下来|成[^ ]{{0,4}})?了$"
                   rf"|.*(?:{_DONE_VERBS})(?:好|完|过|到|下来)了|.*(?:已经|刚刚?|早就).*(?:{_DONE_VERBS})了"
@@ -86,7 +86,8 @@ _LACKING = re.compile(r"^(?!.*(?:也|又|想|要|吗|怎么|什么|哪|多少|�
 _BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
 #: A clause saying that something had stopped coming ("这个月没有了", "今年停了", "突然不发了"): see
 #: ``aside`` in :func:`split_clauses`.
-_STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了)$")
+_STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了"
+                      r"|没收到|没领到|没到账|没打过来|没发下来)$")
 #: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
 #: conjunction (但是, 要是, 说是 …), which the character before it shows.
 _BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
