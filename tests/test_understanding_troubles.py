@@ -7,7 +7,7 @@ Each case but the last two failed on the matcher before this round:
 * what was had before is the subject when the next clause says it stopped ("以前每个月都有…今年停了");
 * asking to do a done item again ("…要重新开吗") or how it stands ("…咋个查交上没有") keeps that item,
   whatever else the rest reads like;
-* 把婚离了 / 把婚结了 are 离婚 / 结婚 said apart; 把我开了 is losing one's job;
+* 把婚离了 / 把婚结了 are 离婚 / 结婚 said apart; 把我开了, 厂里不要我了 are losing one's job;
 * a card left somewhere (落在车上了) is lost, not a matter done (上了); a card soaked or stolen is replaced, not applied for; theft is the reason to replace a card, not a
   matter for the police, for the cards whose files say so;
 * 停机, 保健品 and a lost 死亡医学证明 are matters no item handles (网费 too).
@@ -30,6 +30,7 @@ CASES = [
     ("去年开的住这边的证明 学校说过期了 要重新开吗", "civil.residence-proof"),
     ("我们想去民政把婚离了 要带啥", "civil.divorce-registration"),
     ("厂里把我开了 想领点钱", "hrss.unemployment-benefit"),
+    ("厂里不要我了 每个月能领点钱不", "hrss.unemployment-benefit"),
     ("残疾人的本本遭水泡了", "disability.card-renew"),
     ("残疾人的本本遭偷了", "disability.card-renew"),
     ("残疾证和钱包一起被偷了咋补", "disability.card-renew"),

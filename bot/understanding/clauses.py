@@ -86,7 +86,7 @@ _LACKING = re.compile(r"^(?!.*(?:也|又|想|要|吗|怎么|什么|哪|多少|�
 _BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
 #: A clause saying that something had stopped coming ("这个月没有了", "今年停了", "突然不发了"): see
 #: ``aside`` in :func:`split_clauses`.
-_STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了"
+STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了"
                       r"|没收到|没领到|没到账|没打过来|没发下来)$")
 #: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
 #: conjunction (但是, 要是, 说是 …), which the character before it shows.
@@ -188,7 +188,7 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         # both halves are papers to bring ("需要出生证明还是户口本")
         # what was had before is the subject when the next clause says it stopped ("以前每个月有几十块残疾人
         # 生活补贴 这个月没有了"): the trouble is about that very thing
-        stopped = bool(clauses) and separator not in _JOINING and bool(_STOPPED.match(clauses[-1].text))
+        stopped = bool(clauses) and separator not in _JOINING and bool(STOPPED.match(clauses[-1].text))
         aside = listed or bool(DONE.search(clause)) or (
             separator not in _JOINING and (stated(clause) or (bool(_BEFORE.search(clause)) and not stopped))) or (
             separator in _JOINING and bool(MATERIAL.search(clause)) and index + 2 < len(parts)

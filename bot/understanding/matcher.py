@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.understanding.ambiguity import GenericWords
-from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, split_clauses
+from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, STOPPED, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, occurring, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
@@ -379,6 +379,8 @@ class Matcher:
         if not self.names.anchored(" ".join(aside), (top,)):
             return None  # (first: it fails for a third of the questions with an aside, the length test hardly ever)
         rest = " ".join(c.text for c in clauses if not c.aside)
+        if all(STOPPED.match(c.text) for c in clauses if not c.aside):
+            return None  # "独生子女奖励以前打到存折上的 今年没收到": the done item stopped coming
         segments = self._core(rest)
         if len(units("".join(segments))) < self.settings.min_units:
             return None
