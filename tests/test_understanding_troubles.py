@@ -7,6 +7,7 @@ Each case but the last two failed on the matcher before this round:
 * what was had before is the subject when the next clause says it stopped ("以前每个月都有…今年停了");
 * asking to do a done item again ("…要重新开吗") or how it stands ("…咋个查交上没有") keeps that item,
   whatever else the rest reads like;
+* after who someone is (我是低收入家庭), a rest that reads as another item's own question is about it;
 * 把婚离了 / 把婚结了 are 离婚 / 结婚 said apart; 把我开了, 厂里不要我了 are losing one's job;
 * a card left somewhere (落在车上了) is lost, not a matter done (上了); a card soaked or stolen is replaced, not applied for; theft is the reason to replace a card, not a
   matter for the police, for the cards whose files say so;
@@ -38,6 +39,8 @@ CASES = [
     ("居住证被偷了咋补", "police.residence-permit"),
     ("老年证落在公交车上了 能补办不", "civil.senior-card"),
     ("城乡居民医保今年交了 咋个查交上没有", "medins.resident-payment"),
+    # who the resident is, told after a question that reads as another item's own (probe 12c's wording)
+    ("租房有没得补贴，我是低收入家庭", "housing.public-rental"),
     ("今年的农村养老保险交了 在哪里查交上没得", "hrss.resident-pension-enroll"),
     ("死亡医学证明丢了能补不", None),
     ("手机停机了咋办", None),

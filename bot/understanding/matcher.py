@@ -128,6 +128,8 @@ class MatcherSettings:
     max_clauses: int = 6
     contrast_window: float = 20.0    # siblings this close to the top are told apart by [contrast] words
     after_context_min: float = 45.0  # "出生证办好了，接下来医保咋个上": the rest alone must answer this well
+    after_context_clear: float = 95.0  # ... and after who someone is, name its item or read as its own
+                                       # question would ("租房有没得补贴，我是低收入家庭")
     anchor_max_items: int = 8        # an anchor gram shared by more items than this is too generic
                                      # to anchor anything (社区, 孩子); it still scores
 
@@ -364,7 +366,8 @@ class Matcher:
         anchor its close rivals lack (报销 after "当时没有办异地备案" is the reimbursement's as much as the
         filing's). Who someone is or has is weaker evidence than what was done: it is often the very
         subject of the question ("有独生子女证，到了60岁能领啥"), so after it the rest must name its item by
-        a name or alias (:meth:`_each_named`), and only an out-of-scope word that counts against the top
+        a name or alias (:meth:`_each_named`) or read as that item's own question would (score at least
+        ``after_context_clear``: "租房有没得补贴，我是低收入家庭"), and only an out-of-scope word that counts against the top
         item (:meth:`OutOfScope.counts_against`) makes a fallback; after a done clause, words no item's texts know in what
         the rest asks suffice too (a follow-up about the done item itself — 发钱, 拿到, 激活, 还要办啥子 —
         uses the catalogue's vocabulary), unless the rest asks to do it again (重新弄一遍: the done item
@@ -408,7 +411,8 @@ class Matcher:
                  and self.names.holds_anchor(held, (ident,))]
         result = decide(named, self.settings)
         if (result.action != "fallback" and result.score >= self.settings.after_context_min
-                and (done or self._each_named(rest, result.candidates, top))):
+                and (done or self._each_named(rest, result.candidates, top)
+                     or (result.action == "answer" and result.score >= self.settings.after_context_clear))):
             # the rest names another item, and reads more like it than like the one aside — unless the
             # rest asks about something out of scope that item does not speak of ("失业金领完了，附近有没有
             # 招工的厂": 招工 is no matter of the welfare jobs, though the rest reads most like them)
