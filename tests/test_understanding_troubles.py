@@ -37,6 +37,9 @@ CASES = [
     ("残疾证和钱包一起被偷了咋补", "disability.card-renew"),
     ("身份证被偷了咋补", "police.id-card"),
     ("居住证被偷了咋补", "police.residence-permit"),
+    # an everyday word of a trouble the item's own questions now tell (押金, 搬家)
+    ("居住证上还是老地址 搬家了咋个改", "police.residence-permit"),
+    ("老板扣了押金 工资也不给", "hrss.wage-arrears"),
     ("老年证落在公交车上了 能补办不", "civil.senior-card"),
     ("城乡居民医保今年交了 咋个查交上没有", "medins.resident-payment"),
     # who the resident is, told after a question that reads as another item's own (probe 12c's wording)
