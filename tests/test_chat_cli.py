@@ -146,6 +146,7 @@ async def test_wrong_token_is_reported_not_crashed(db_url: str, http: aiohttp.Cl
 
 def test_lines_become_wechat_actions() -> None:
     assert line_to_request("你好") == {"kind": "text", "text": "你好"}
+    assert line_to_request("/::)") == {"kind": "text", "text": "/::)"}  # a WeChat face code, not a command
     assert line_to_request("/voice") == {"kind": "voice", "text": ""}
     assert line_to_request("/click 我的工单") == {"kind": "click", "key": "MY_TICKETS"}
     assert line_to_request("/click guide") == {"kind": "click", "key": "GUIDE"}

@@ -20,6 +20,8 @@ from bot.handlers.faq import (
     CONTEXT_TTL,
     FALLBACK,
     STATE_KEY,
+    WRONG_AGAIN,
+    WRONG_OFFER,
     last_item,
 )
 from bot.storage.models import UnmatchedQuestion
@@ -190,6 +192,8 @@ def test_review_command_lists_unmatched_questions(db_url: str, tmp_path: Path) -
         journal.start()
         ReviewQueue(engine, journal).record_unmatched(OPENID, "办个护照要多久", "办个护照要多久", ["police.id-card"],
                                                       31.0, "1", utcnow())
+        ReviewQueue(engine, journal).record_unmatched(OPENID, "低保边缘户咋个认定", "低保边缘户怎么认定", ["civil.dibao"],
+                                                      0.0, "1", utcnow(), "wrong")
         await journal.stop()
         await engine.dispose()
 
@@ -204,6 +208,9 @@ def test_review_command_lists_unmatched_questions(db_url: str, tmp_path: Path) -
 
     out = run("unmatched")
     assert out.returncode == 0 and "办个护照要多久" in out.stdout and "police.id-card" in out.stdout, out
+    lines = out.stdout.splitlines()
+    assert any("办个护照要多久" in line and "相近" in line and "答错" not in line for line in lines), out.stdout
+    assert any("低保边缘户咋个认定" in line and "居民说答错了；当时回答：civil.dibao" in line for line in lines), out.stdout
 
 
 @pytest.mark.backends("sqlite")
@@ -287,3 +294,33 @@ async def test_an_answer_offers_what_may_have_been_meant(db_url: str, http: aioh
         assert "您还问到" not in first.text and len(first.text) <= 600
         picked = await say(emu, services, clock, OPENID, pick)
         assert picked.item == other and f"【{items[other].name}】" in picked.text
+
+
+async def test_not_this_one_offers_the_others_and_keeps_the_question_for_admins(
+        db_url: str, http: aiohttp.ClientSession) -> None:
+    """不是这个 after an answer: sorry, the items the answer had offered as a list a number picks from, and
+    the question that got the wrong answer in the review queue with the item answered."""
+    clock = FakeClock()
+    question, answered, other, _ = OFFERED[1]
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        first = await say(emu, services, clock, OPENID, question)
+        assert first.item == answered
+        wrong = await say(emu, services, clock, OPENID, "不是这个")
+        assert (wrong.intent, wrong.action) == ("wrong", "clarify")
+        assert wrong.text == WRONG_OFFER.format(options=f"1. {items[other].name}")
+        picked = await say(emu, services, clock, OPENID, "1")
+        assert picked.item == other
+        await services.journal.flush()
+        [row] = await services.reviews.recent_unmatched(5)
+        assert (row["text"], row["candidates"], row["reason"]) == (question, [answered], "wrong")
+        # nothing offered: ask for other words; said again, the answer it refers to is gone: no new row
+        await say(emu, services, clock, OPENID, "办低保要带啥材料")
+        again = await say(emu, services, clock, OPENID, "不对")
+        assert (again.text, again.action) == (WRONG_AGAIN, "ask_again")
+        again = await say(emu, services, clock, OPENID, "不对")
+        assert again.text == WRONG_AGAIN
+        await services.journal.flush()
+        rows = await services.reviews.recent_unmatched(5)
+        assert [r["text"] for r in rows] == ["办低保要带啥材料", question]
+        assert all(r["reason"] == "wrong" for r in rows)

@@ -30,8 +30,10 @@ def test_intents(knowledge: Knowledge, text: str, intent: str) -> None:
     # a bare acknowledgement: 确认 alone was answered as the pension certification (认证), 嗯 fell back
     ("确认", "thanks"), ("嗯", "thanks"), ("对的", "thanks"), ("可以", "thanks"), ("好的", "thanks"),
     ("确认一下低保咋个办", "faq"), ("可以办低保不", "faq"),
+    # the last answer missed: 不是这个, 不对, 答错了; but a correction that names the item is a question
+    ("不是这个", "wrong"), ("不对", "wrong"), ("答错了", "wrong"), ("不是低保是低收入", "faq"),
 ])
-def test_shipped_acknowledgements(text: str, intent: str) -> None:
+def test_shipped_acknowledgements_and_corrections(text: str, intent: str) -> None:
     assert shipped_knowledge().understand(text).intent == intent
 
 

@@ -84,7 +84,7 @@ def line_to_request(line: str) -> dict[str, Any] | str | object:
 
     ``/as`` returns ``{"as": openid}`` so the caller can switch residents.
     """
-    if not line.startswith("/"):
+    if not line.startswith("/") or line.startswith("/:"):  # /:strong, /::) are WeChat faces, sent as text
         return {"kind": "text", "text": line}
     command, _, rest = line[1:].partition(" ")
     rest = rest.strip()

@@ -46,6 +46,9 @@ THANKS = "不客气！还有事随时问我。"
 # 好的/谢谢 right after an answer that offered 代办: many residents mean "yes, please" by it, so the
 # one next step is said again (once) instead of a goodbye
 THANKS_PROXY = "不客气！要请网格员上门收取「{name}」的材料，回复「代办」就行。"
+# 不是这个 after an answer: say sorry, offer what else it may have been, or ask for other words
+WRONG_OFFER = "抱歉，没答对。您问的是不是：\n{options}\n回复数字选择；都不是请换个说法，或回复「转人工」。"
+WRONG_AGAIN = "抱歉，没答对。请换个说法说说您要办什么事，比如“办低保要带啥材料”；也可以回复「转人工」请工作人员联系您。"
 HELP = (
     "我可以帮您：\n"
     "1. 查办事材料：直接问“办低保要带啥材料”\n"
@@ -127,10 +130,12 @@ class FaqContext:
     asked: str | None = None          # an aspect asked before saying which item ("要多久" → "低保")
     offered: list[str] = field(default_factory=list)  # items offered after the answer (您还问到, 您可能还想问)
     proxy_offered: bool = False       # the answer ended with 回复「代办」…, not yet taken up or repeated
+    question: str | None = None       # what the resident asked to get that answer (kept for 不是这个)
 
     def to_state(self, now: datetime) -> dict[str, Any]:
         return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
-                "offered": list(self.offered), "proxy_offered": self.proxy_offered, "at": now.isoformat()}
+                "offered": list(self.offered), "proxy_offered": self.proxy_offered, "question": self.question,
+                "at": now.isoformat()}
 
 
 def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> FaqContext:
@@ -149,7 +154,8 @@ def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -
     aspect = raw.get("aspect") if isinstance(raw.get("aspect"), str) else DEFAULT_ASPECT
     asked = raw.get("asked") if isinstance(raw.get("asked"), str) else None
     offered = [o for o in raw.get("offered") or [] if isinstance(o, str)]
-    return FaqContext(item, aspect, options, asked, offered, raw.get("proxy_offered") is True)
+    question = raw.get("question") if isinstance(raw.get("question"), str) else None
+    return FaqContext(item, aspect, options, asked, offered, raw.get("proxy_offered") is True, question)
 
 
 def last_item(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> str | None:
@@ -409,8 +415,8 @@ class FaqDialogue:
         state = await ctx.state()
         context = read_context(state, ctx.now, self.ttl)
         turn = _Turn(knowledge, text, u, ctx, state, context)
-        return (await self._pending_pick(turn) or await self._thanks_after_offer(turn) or self._smalltalk(u)
-                or await self._about_items(turn) or await self._fallback(turn))
+        return (await self._pending_pick(turn) or await self._thanks_after_offer(turn) or await self._wrong(turn)
+                or self._smalltalk(u) or await self._about_items(turn) or await self._fallback(turn))
 
     async def _pending_pick(self, t: "_Turn") -> Response | None:
         """A reply to the clarify list: a number, or the name of one option; or a number picking one
@@ -449,6 +455,26 @@ class FaqDialogue:
         await self._save(t, replace(t.context, proxy_offered=False))
         return Response.text(THANKS_PROXY.format(name=item.name), intent="thanks", item=item.id,
                              action="offer_proxy")
+
+    async def _wrong(self, t: "_Turn") -> Response | None:
+        """不是这个 / 答错了: sorry, then the other items the answer had offered as a numbered list (a
+        number picks, as after a clarify), else a request for other words; the question that got the
+        wrong answer goes to the review queue with the item answered, so admins see what was missed,
+        not only what had no answer. Said to a clarify list (都不是), the list is dropped."""
+        if t.u.intent != "wrong":
+            return None
+        context = t.context
+        if context.item and context.question:
+            self.reviews.record_unmatched(t.ctx.openid, context.question, t.knowledge.normalize(context.question),
+                                          [context.item], 0.0, t.knowledge.version or None, t.ctx.now, "wrong")
+            log.info("faq: an answer was reported wrong (version %s)", t.knowledge.version)
+        others = [o for o in context.offered if o in t.knowledge.items and o != context.item][:MAX_OPTIONS]
+        await self._save(t, FaqContext(aspect=context.aspect, options=others))
+        if not others:
+            return Response.text(WRONG_AGAIN, intent="wrong", action="ask_again")
+        names = "\n".join(_numbered(t.knowledge.items[o].name for o in others))
+        return Response.text(WRONG_OFFER.format(options=names), intent="wrong", action="clarify",
+                             meta={"options": ",".join(others)})
 
     @staticmethod
     def _smalltalk(u: Understanding) -> Response | None:
@@ -494,7 +520,8 @@ class FaqDialogue:
         related = [o for o in dict.fromkeys(related) if o in known and o != ident and o not in also]
         related = related[: MAX_OPTIONS - len(also)]
         offered = also + related
-        await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered, proxy_offered=item.proxy))
+        await self._save(t, FaqContext(item=ident, aspect=aspect, offered=offered, proxy_offered=item.proxy,
+                                       question=t.text))
         if not offered:
             return Response.text(format_answer(item, aspect), intent=intent, item=ident, action="answer",
                                  meta={"aspect": aspect})

@@ -36,13 +36,15 @@ class ReviewQueue:
         self._sink = sink
 
     def record_unmatched(self, openid: str, text: str, normalized: str, candidates: Sequence[str],
-                         score: float, version: str | None, now: datetime) -> None:
-        """Queue the question; it is committed with the next journal batch (a few milliseconds)."""
+                         score: float, version: str | None, now: datetime, reason: str = "fallback") -> None:
+        """Queue the question; it is committed with the next journal batch (a few milliseconds).
+        ``reason``: "fallback" (no answer) or "wrong" (the resident said the answer missed; ``candidates``
+        is then the item answered)."""
         if self._sink is None:
             raise RuntimeError("ReviewQueue was built read-only (no journal)")
         self._sink.append(q.UNMATCHED, q.unmatched_row(
             openid, mask_personal(text)[:MAX_TEXT], mask_personal(normalized)[:MAX_TEXT], list(candidates)[:5],
-            float(score), version, now))
+            float(score), version, now, reason))
 
     async def recent_unmatched(self, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
         async with self._engine.connect() as conn:

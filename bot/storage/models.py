@@ -174,6 +174,9 @@ class UnmatchedQuestion(Base):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     knowledge_version: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # why it is here: "fallback" (the bot had no answer) or "wrong" (the resident said the answer was
+    # not what they asked: ``candidates`` then holds the item answered)
+    reason: Mapped[str] = mapped_column(String(16), default="fallback", server_default="fallback")
 
 
 # --- notices, subscriptions, sign-ups, announcements (issue 5; bot/storage/notices.py) ---------

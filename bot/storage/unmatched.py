@@ -17,10 +17,10 @@ UNMATCHED = UnmatchedQuestion.__table__
 
 
 def unmatched_row(openid: str, text: str, normalized: str, candidates: Sequence[str], score: float,
-                  version: str | None, now: datetime) -> dict[str, Any]:
+                  version: str | None, now: datetime, reason: str = "fallback") -> dict[str, Any]:
     """A row of ``unmatched_questions`` (written by the journal's group commit)."""
     return {"openid": openid, "text": text, "normalized": normalized, "candidates": list(candidates),
-            "score": score, "knowledge_version": version, "created_at": now}
+            "score": score, "knowledge_version": version, "created_at": now, "reason": reason}
 
 
 async def recent_unmatched(conn: AsyncConnection, limit: int, since: datetime | None = None) -> list[dict[str, Any]]:
