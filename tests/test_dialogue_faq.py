@@ -19,6 +19,8 @@ from sqlalchemy import select
 from bot.handlers.faq import (
     CONTEXT_TTL,
     FALLBACK,
+    MORE_DONE,
+    NO_LIST,
     STATE_KEY,
     WRONG_AGAIN,
     WRONG_OFFER,
@@ -324,3 +326,23 @@ async def test_not_this_one_offers_the_others_and_keeps_the_question_for_admins(
         rows = await services.reviews.recent_unmatched(5)
         assert [r["text"] for r in rows] == ["办低保要带啥材料", question]
         assert all(r["reason"] == "wrong" for r in rows)
+
+
+async def test_anything_else_after_an_answer_says_that_was_all_and_keeps_the_offer(
+        db_url: str, http: aiohttp.ClientSession) -> None:
+    """还有呢 fell back ("没看懂"): the answer was all of it; the reply says so and repeats what it offered,
+    which a number still picks."""
+    clock = FakeClock()
+    question, answered, other, _ = OFFERED[1]
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        alone = await say(emu, services, clock, OPENID, "还有呢")
+        assert alone.text == NO_LIST  # nothing answered yet
+        await say(emu, services, clock, OPENID, question)
+        more = await say(emu, services, clock, OPENID, "还有吗")
+        assert (more.intent, more.item, more.action) == ("more", answered, "more")
+        assert more.text.startswith(MORE_DONE.format(name=items[answered].name))
+        assert f"1. {items[other].name}" in more.text
+        picked = await say(emu, services, clock, OPENID, "1")
+        assert picked.item == other
+        assert len(await services.reviews.recent_unmatched(5)) == 0  # nothing here is a miss

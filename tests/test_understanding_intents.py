@@ -32,6 +32,8 @@ def test_intents(knowledge: Knowledge, text: str, intent: str) -> None:
     ("确认一下低保咋个办", "faq"), ("可以办低保不", "faq"),
     # the last answer missed: 不是这个, 不对, 答错了; but a correction that names the item is a question
     ("不是这个", "wrong"), ("不对", "wrong"), ("答错了", "wrong"), ("不是低保是低收入", "faq"),
+    # anything else about the answer
+    ("还有呢", "more"), ("还有别的吗", "more"), ("还有呢 在哪里办", "aspect"),
 ])
 def test_shipped_acknowledgements_and_corrections(text: str, intent: str) -> None:
     assert shipped_knowledge().understand(text).intent == intent

@@ -48,6 +48,8 @@ THANKS = "不客气！还有事随时问我。"
 THANKS_PROXY = "不客气！要请网格员上门收取「{name}」的材料，回复「代办」就行。"
 # 不是这个 after an answer: say sorry, offer what else it may have been, or ask for other words
 WRONG_OFFER = "抱歉，没答对。您问的是不是：\n{options}\n回复数字选择；都不是请换个说法，或回复「转人工」。"
+# 还有呢 after an answer: that was all of it; what else can be asked, and what the answer had offered
+MORE_DONE = "「{name}」就是上面这些了。还想了解别的，直接问我就行，比如“在哪里办”“要多久”“要钱不”。"
 WRONG_AGAIN = "抱歉，没答对。请换个说法说说您要办什么事，比如“办低保要带啥材料”；也可以回复「转人工」请工作人员联系您。"
 HELP = (
     "我可以帮您：\n"
@@ -416,7 +418,8 @@ class FaqDialogue:
         context = read_context(state, ctx.now, self.ttl)
         turn = _Turn(knowledge, text, u, ctx, state, context)
         return (await self._pending_pick(turn) or await self._thanks_after_offer(turn) or await self._wrong(turn)
-                or self._smalltalk(u) or await self._about_items(turn) or await self._fallback(turn))
+                or self._more(turn) or self._smalltalk(u) or await self._about_items(turn)
+                or await self._fallback(turn))
 
     async def _pending_pick(self, t: "_Turn") -> Response | None:
         """A reply to the clarify list: a number, or the name of one option; or a number picking one
@@ -475,6 +478,22 @@ class FaqDialogue:
         names = "\n".join(_numbered(t.knowledge.items[o].name for o in others))
         return Response.text(WRONG_OFFER.format(options=names), intent="wrong", action="clarify",
                              meta={"options": ",".join(others)})
+
+    @staticmethod
+    def _more(t: "_Turn") -> Response | None:
+        """还有呢 / 还有吗 after an answer: the answer was all of it; say so, with what else may be asked and
+        the items the answer offered (still picked by number: the context is unchanged). Without an
+        answer to refer to, the usual "tell me what you want to do"."""
+        if t.u.intent != "more":
+            return None
+        item = t.knowledge.items.get(t.context.item or "")
+        if item is None:
+            return Response.text(NO_LIST, intent="more", action="no_item")
+        offered = [t.knowledge.items[o] for o in t.context.offered if o in t.knowledge.items]
+        text = MORE_DONE.format(name=item.name)
+        if offered:
+            text += "\n" + format_offer([], offered)
+        return Response.text(text, intent="more", item=item.id, action="more")
 
     @staticmethod
     def _smalltalk(u: Understanding) -> Response | None:

@@ -40,7 +40,7 @@ from bot.understanding.faqfile import Field, check_table
 from bot.understanding.model import ASPECTS, Problem
 from bot.understanding.tomlfile import TomlDocument, read_toml
 
-SMALLTALK_INTENTS: tuple[str, ...] = ("greeting", "thanks", "help", "handoff", "wrong")
+SMALLTALK_INTENTS: tuple[str, ...] = ("greeting", "thanks", "help", "handoff", "wrong", "more")
 REWRITE_SECTIONS: tuple[str, ...] = ("dialect", "homophones", "synonyms")
 PHRASE_SECTIONS: tuple[str, ...] = ("fillers", "stopwords", "out_of_scope")
 

@@ -21,7 +21,7 @@ DEFAULT_ASPECT = "materials"
 #: ``faq`` a question about an item (see ``match``); ``aspect`` only an aspect without an item
 #: ("要带啥子材料" as a follow-up); ``pick`` a bare choice ("2", "第二个"); ``greeting``, ``thanks``,
 #: ``help`` (menu), ``handoff`` (转人工); ``unknown`` nothing applies.
-INTENTS: tuple[str, ...] = ("faq", "aspect", "pick", "greeting", "thanks", "help", "handoff", "wrong", "unknown")
+INTENTS: tuple[str, ...] = ("faq", "aspect", "pick", "greeting", "thanks", "help", "handoff", "wrong", "more", "unknown")
 
 #: Accepted values of ``[[materials]].form``.
 MATERIAL_FORMS: tuple[str, ...] = ("原件", "复印件", "原件及复印件", "电子版")
