@@ -367,11 +367,12 @@ class Matcher:
         filing's). Who someone is or has is weaker evidence than what was done: it is often the very
         subject of the question ("有独生子女证，到了60岁能领啥"), so after it the rest must name its item by
         a name or alias (:meth:`_each_named`) or read as that item's own question would (score at least
-        ``after_context_clear``: "租房有没得补贴，我是低收入家庭"), and only an out-of-scope word that counts against the top
-        item (:meth:`OutOfScope.counts_against`) makes a fallback; after a done clause, words no item's texts know in what
-        the rest asks suffice too (a follow-up about the done item itself — 发钱, 拿到, 激活, 还要办啥子 —
-        uses the catalogue's vocabulary), unless the rest asks to do it again (重新弄一遍: the done item
-        itself, in everyday words)."""
+        ``after_context_clear``: "租房有没得补贴，我是低收入家庭"), and only an out-of-scope word that counts
+        against the top item (:meth:`OutOfScope.counts_against`) makes a fallback; after a done clause,
+        words no item's texts know in what the rest asks suffice too (a follow-up about the done item
+        itself — 发钱, 拿到, 激活, 还要办啥子 — uses the catalogue's vocabulary), unless the rest asks to do
+        it again (重新弄一遍: the done item itself, in everyday words), asks how it stands (查, 到账), asks
+        nothing (a trouble told) or only says it stopped coming (今年没收到)."""
         if not scored:
             return None
         clauses = split_clauses(normalized)
@@ -711,9 +712,9 @@ _OPEN_QUESTION = re.compile(r"(?:有|能领|能拿|可以领|能享受|可以享
 #: An open question about benefits or help (not "有啥子用", "有什么区别"): what a subject's items give.
 _BENEFIT = re.compile(r"补贴|钱|待遇|福利|政策|救助|帮助|扶持|扶助|帮扶|照顾|保障|优惠|帮|(?:能|可以)(?:领|拿|享受)(?:什么|哪些)")
 #: Doing a thing again (重新弄, 再办一次, 每年都要): after a done clause, a question about that very item.
+_AGAIN = re.compile(r"重新|再(?:弄|办|申请|认定|交|做|来|搞)|(?:每年|年年)都?要")
 #: What a question asks about a done matter's state (查, 到账, 批了没, 进度): still about that matter.
 _STATUS = re.compile(r"查|到账|到了没|成功|交上|批了没|下来没|办好没|好了没|进度|到哪一步|审核|通过没|生效")
-_AGAIN = re.compile(r"重新|再(?:弄|办|申请|认定|交|做|来|搞)|(?:每年|年年)都?要")
 #: What such a question asks besides the office: hours (who is on duty too), days, phone, place.
 _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|值班|开不开门|开门|关门|办公|营业|休不?休息|午休|休息|周.|星期.|礼拜.|节假日|放假|早上|晚上|中午|下午|上午|"
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
