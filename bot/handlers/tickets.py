@@ -297,8 +297,9 @@ def tickets_router(tickets: Tickets, knowledge: KnowledgeSource) -> Router:
         if item is None:
             last = last_item(state, ctx.now)  # the FAQ's context, only while it is fresh
             item = tickets.items.get(last) if isinstance(last, str) else None
-            if item is not None and proxy_taken(state) is not state:  # its offer is taken up: no reminder later
-                await ctx.save_state(proxy_taken(state), ttl_seconds=FORM_TTL)
+            taken = proxy_taken(state)
+            if item is not None and taken is not state:  # its offer is taken up: no reminder later
+                await ctx.save_state(taken, ttl_seconds=FORM_TTL)
         if item is None:
             await save_form(ctx, {"form": "proxy", "step": "item"})
             return Response.text(ASK_ITEM, intent="ticket:proxy", action="ask_item")
