@@ -79,10 +79,9 @@ def cmd_unmatched(args: argparse.Namespace) -> int:
     print(f"最近 {args.days:g} 天未能回答的问题（新的在前，共 {len(rows)} 条）：")
     for row in rows:
         near = "、".join(row["candidates"] or []) or "无"
-        if row.get("reason") == "wrong":
-            print(f"{_local(row['created_at'], zone)}  {row['text']}  （居民说答错了；当时回答：{near}）")
-        else:
-            print(f"{_local(row['created_at'], zone)}  {row['text']}  （相近：{near}；得分 {row['score']:.0f}）")
+        why = (f"居民说答错了；当时回答：{near}" if row.get("reason") == "wrong"
+               else f"相近：{near}；得分 {row['score']:.0f}")
+        print(f"{_local(row['created_at'], zone)}  {row['text']}  （{why}）")
     return 0
 
 

@@ -104,8 +104,9 @@ _LOOKALIKES = {"囗": "口"}
 
 class _Boundaries(dict[int, str]):
     """A ``str.translate`` table: a space for every boundary character (see :func:`_is_boundary`), a
-    look-alike's intended character (:data:`_LOOKALIKES`), the character itself otherwise, filled in as characters are first seen (up to ``limit`` of them, so
-    text made of ever new characters cannot grow it without bound; past that, looked up each time).
+    look-alike's intended character (:data:`_LOOKALIKES`), the character itself otherwise, filled in
+    as characters are first seen (up to ``limit`` of them, so text made of ever new characters cannot
+    grow it without bound; past that, looked up each time).
 
     Why: :func:`basic` runs on every text the matcher cuts (several clauses per question), and one
     ``translate`` over a filled table costs a third of a Python-level test per character."""
