@@ -156,7 +156,11 @@ def test_a_word_inside_a_generic_word_tells_its_items_nothing(tmp_path: Path) ->
 
 
 def test_a_lookalike_we_do_not_handle_falls_back(tmp_path: Path) -> None:
-    items = {"disability.card-new": CARD_NEW, "disability.card-renew": CARD_RENEW}
+    # the renewal as residents name it (到期换证), so that the lookalike holds an anchor of it: without one,
+    # the question falls back whatever the contrast says, and this test would prove nothing
+    renew = item_toml("disability.card-renew", "残疾人证换领补领迁移", "残联", ["换残疾证", "补办残疾证", "到期换证"],
+                      ["残疾证到期了咋个换证", "残疾证丢了咋个补"])
+    items = {"disability.card-new": CARD_NEW, "disability.card-renew": renew}
     question = "驾驶证到期了咋个换证"
     without = build(tmp_path / "a", items)
     assert without.match(question).item == "disability.card-renew"  # 到期, 换证: reads like the renewal

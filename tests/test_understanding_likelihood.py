@@ -62,10 +62,10 @@ def scores_only(knowledge: Knowledge) -> Knowledge:
 
 
 #: Questions from the readable sets that the score alone answers with a neighbour item (in brackets).
+#: (Two more were here until round 15: the pinyin view compared syllable by syllable puts them right
+#: by the score alone — 屋头有个残疾人…每个月能领点啥子钱, 我们一家三口…政府租的房子得不得申请.)
 FIXED_BY_THE_VIEW = [
     ("我想去社区帮忙做好事，要登记不", "civil.volunteer-registration"),           # unemployment registration
-    ("屋头有个残疾人 家里又是吃低保的 每个月能领点啥子钱", "disability.living-subsidy"),  # dibao
-    ("我们一家三口 月收入2400 住在亲戚家 政府租的房子得不得申请", "housing.public-rental"),  # dibao
     ("出门打工钱包遭偷了回不到家，民政能不能帮忙", "civil.temporary-assistance"),   # wage arrears
     ("老人瘫在床上去不到现场，每年那个核实咋个办", "hrss.pension-certification"),    # elderly care subsidy
     ("独生的娃娃没了，听说每个月有钱，咋个申请", "health.family-planning-special-support"),  # elderly allowance
@@ -126,10 +126,13 @@ def test_a_named_item_is_not_overturned_by_everyday_words(knowledge: Knowledge, 
 
 
 def test_without_its_bounds_the_view_overturns_a_named_item(knowledge: Knowledge) -> None:
-    """What the reach and the named bonus are for: unbounded, the view lets 户口本 and 身份证 outvote
-    低保, and the question lands on the marriage registration (and then falls back on its words)."""
+    """What the reach and the named bonus are for: without both, the view lets 户口本 and 身份证 outvote
+    低保, and the question lands on the marriage registration (and then falls back on its words).
+    (Since round 15 the named bonus alone keeps 低保 first here: the pinyin view, compared syllable by
+    syllable, leaves it further ahead.)"""
     unbounded = Knowledge.build(list(knowledge.items.values()), knowledge.intents,
-                                replace(knowledge.matcher.settings, likelihood_reach=1e9))
+                                replace(knowledge.matcher.settings, likelihood_reach=1e9, named_bonus=0.0))
     question = knowledge.normalize("办低保要带户口本和身份证吗")
     assert unbounded.matcher.scores(question)[0][1] != "civil.dibao"
+    assert unbounded.match(question).action == "fallback"
     assert knowledge.matcher.scores(question)[0][1] == "civil.dibao"

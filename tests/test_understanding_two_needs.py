@@ -190,3 +190,12 @@ def test_what_is_lacking_asked_about_with_the_need_is_offered(knowledge: Knowled
                                                                   items: set[str]) -> None:
     result = knowledge.match(question)
     assert_both_needs(result, items)
+
+
+def test_a_side_naming_its_item_in_full_is_not_read_as_the_generic_word(knowledge: Knowledge) -> None:
+    """残疾人的证 is 残疾证 read loosely, and both card items are offered (round 15); 残疾人生活补贴 holds
+    残疾人补贴 loosely too, but names the living subsidy alone: the nursing subsidy is not added."""
+    cards = knowledge.match("残疾人的证和补贴怎么办")
+    assert {"disability.card-new", "disability.card-renew"} <= set(cards.candidates), cards
+    full = knowledge.match("困难残疾人生活补贴和低保能同时领不")
+    assert "disability.nursing-subsidy" not in full.candidates, full

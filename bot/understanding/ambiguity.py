@@ -93,6 +93,33 @@ class GenericWords:
                                round(ranked[0][0], 2) if ranked else 0.0)
         return None
 
+    def named_with(self, compact: str, item: str) -> list[str]:
+        """The other items of the generic words in the question (``compact``: without spaces) that may
+        mean ``item``: what an open question about it asks about as well."""
+        found: list[str] = []
+        for term, members in self.index.ambiguous:
+            ids = [self.index.ids[i] for i in members]
+            if item in ids and term[0] in compact and remove_loosely(compact, term) is not None:
+                found += [ident for ident in ids if ident != item and ident not in found]
+        return found
+
+    def unanchored_member(self, segments: tuple[str, ...], item: str) -> MatchResult | None:
+        """The clarify of a generic word in the question that may mean ``item``, for an answer of that item
+        that holds no anchor of it; ``None`` when no such word is in the question.
+
+        Why: the word names its items by construction ("日子难过" names 低保, 低收入 and 临时救助), so a
+        question holding it is about them even when the rest leads to one of them on everyday words
+        alone (政府能补点不) and that one, lacking an anchor of its own, would fall back. The lead on
+        everyday words is not enough to answer, and the word is enough not to give up: ask."""
+        joined = "".join(segments)
+        for term, members in self.index.ambiguous:
+            ids = [self.index.ids[i] for i in members]
+            if item in ids and term[0] in joined and remove_loosely(joined, term) is not None:
+                ranked = self._score_only(segments, ids)
+                return MatchResult("clarify", None, tuple(i for _, i in ranked[: self.settings.max_candidates]),
+                                   round(ranked[0][0], 2) if ranked else 0.0)
+        return None
+
     def _named_by_rest(self, rest: str, scored: list[tuple[float, str]], taken: Sequence[str]) -> list[str]:
         """Items outside the generic word's that the rest of the question names by an anchor of their own
         (a character bigram of a name, alias or cue that no other item has), among the candidates that

@@ -97,6 +97,8 @@ _CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算�
 #: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
 _HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
                      r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
+#: The second of two papers someone has ("已经有社保卡和身份证了": 身份证了 after 和): had as well.
+_HAD_TOO = re.compile(r"^[^ ]{0,4}?(?:证|卡|本|簿)(?:了|的|都有了?|也有了?)?$")
 #: A paper (identity card, household book, a certificate, photo) closing a clause that asks about it.
 _PAPER = r"(?:证|本|簿|证明|卡|照片|原件|复印件)"
 #: Verbs that make "要…证" a need of its own ("要办残疾证不", "要给娃娃上户口不"), not a paper to bring.
@@ -189,7 +191,13 @@ def split_clauses(normalized: str) -> tuple[Clause, ...]:
         # what was had before is the subject when the next clause says it stopped ("以前每个月有几十块残疾人
         # 生活补贴 这个月没有了"): the trouble is about that very thing
         stopped = bool(clauses) and separator not in _JOINING and bool(STOPPED.match(clauses[-1].text))
-        aside = listed or bool(DONE.search(clause)) or (
+        # "他已经有社保卡和身份证了": two papers had, the second one said alone after 和 — both are context
+        had_too = (separator in ("和", "跟", "与") and bool(clauses) and bool(_HAVING.search(clause))
+                   and not QUESTION.search(clause) and not _REQUEST.search(clause)
+                   and bool(_HAD_TOO.match(clauses[-1].text)))
+        if had_too:
+            clauses[-1] = clauses[-1]._replace(asks=False, adds=False, context=True, aside=True)
+        aside = listed or had_too or bool(DONE.search(clause)) or (
             separator not in _JOINING and (stated(clause) or (bool(_BEFORE.search(clause)) and not stopped))) or (
             separator in _JOINING and bool(MATERIAL.search(clause)) and index + 2 < len(parts)
             and _bare_paper(parts[index + 2], separator))

@@ -62,9 +62,10 @@ def pinyin_key(text: str) -> str:
     return "|".join(map(toneless, text))
 
 
-def pinyin_string(segments: Iterable[str]) -> str:
-    """Folded pinyin of the segments, one token per unit (input for rapidfuzz)."""
-    return " ".join(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
+def sound_units(segments: Iterable[str]) -> tuple[str, ...]:
+    """The folded toneless syllable of every unit of the segments (a digit or a run of letters as it
+    is): what the pinyin view compares, one symbol per syllable (see ``ItemIndex.sound``)."""
+    return tuple(syllable(u) if len(u) == 1 else u for s in segments for u in units(s))
 
 
 def remove_loosely(text: str, term: str, slack: int = 2) -> str | None:

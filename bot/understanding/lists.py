@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from bot.understanding.clauses import DONE, OFFICE, stated
 from bot.understanding.contrast import Contrast
+from bot.understanding.grams import remove_loosely
 from bot.understanding.index import Features, ItemIndex
 from bot.understanding.model import MatchResult
 from bot.understanding.names import ItemNames
@@ -212,8 +213,11 @@ class Lists:
             for side, top in zip((left, right), best):
                 chosen.add(self.index.ids[top])
                 text = normalized[min(o[0] for o in side): max(o[1] for o in side)]
+                # (read loosely — 残疾人的证 is 残疾证 too — unless the side names its item alone in full:
+                # 残疾人生活补贴 holds 残疾人补贴 loosely, but it is the living subsidy)
+                alone = any(owners == {top} for *_, owners in self._names.whole_names(text))
                 for term, term_members in self.index.ambiguous:  # 残疾证: the new card or the renewal alike
-                    if top in term_members and term in text:
+                    if top in term_members and (term in text or (not alone and remove_loosely(text, term) is not None)):
                         chosen.update(self.index.ids[i] for i in term_members if self.index.ids[i] in kept)
         return chosen
 

@@ -81,20 +81,23 @@ class MatcherSettings:
     evidence_weight: float = 0.20
     evidence_scale: float = 20.0     # matched weight at which evidence reaches 63% (1 - 1/e)
     phrase_weight: float = 0.20
-    fuzzy_weight: float = 0.40
+    fuzzy_weight: float = 0.30
+    fuzzy_lift: float = 0.15         # added to the pinyin similarity (capped at 1): compared syllable by
+                                     # syllable it runs lower than the letter-level one the thresholds
+                                     # below were calibrated with (see ItemIndex.sound)
     likelihood_weight: float = 0.5   # near the best, items are ranked by score minus this many points per
     likelihood_reach: float = 10.0   # nat they are less likely than the likeliest, at most this many
     likelihood_min_score: float = 45.0  # points, when the best scores at least this (see
                                         # ItemIndex._reranked and bot.understanding.likelihood)
     ambiguity_lead: float = 1.5      # a generic word (优待证) asks which item unless the rest of the
                                      # question gives one item this much more matched weight ...
-    ambiguity_gap: float = 12.0      # ... or leans towards the item that also leads the other members
+    ambiguity_gap: float = 16.0      # ... or leans towards the item that also leads the other members
                                      # by this many score points overall ...
     gap_min_lead: float = 0.7        # ... by at least this much (less is under one everyday character's
                                      # weight: "老人 能领钱" after 去世); either way only when the rest
     min_rest_weight: float = 5.0     # says something specific (matched weight in that item; 失业了咋办
                                      # leaves 咋办, not enough to choose registration over the benefit)
-    sibling_window: float = 10.0     # a sibling (see Matcher._close_sibling) this close to an answer,
+    sibling_window: float = 14.0     # a sibling (see Matcher._close_sibling) this close to an answer,
                                      # the question holding no word of the answer's own: ask (else the
     max_related: int = 2             # reply offers up to this many of them after the answer)
     runner_up_window: float = 6.0    # an anchored item this close behind an answer is offered after it
@@ -297,8 +300,9 @@ class Matcher:
                 # 想找个保姆 → 法律援助 on shared 想找/找个: no name, alias or cue of any offered item;
                 # but an anchored item close behind is what the question names (身份证被洗坏了: the
                 # disability-card renewal reads alike, the identity card is the one named)
-                return self._anchored_runner_up(held, scored) or MatchResult(
-                    "fallback", None, (), result.score)
+                return (self._anchored_runner_up(held, scored)
+                        or (self.generic.unanchored_member(segments, result.item) if result.item else None)
+                        or MatchResult("fallback", None, (), result.score))
             if result.action == "answer":
                 result = (self._open_question(normalized, held, scored)
                           or self._asked_over_story(normalized, scored, result)
@@ -574,7 +578,11 @@ class Matcher:
             options = self._same_subject(normalized, scored) if benefit else []
             if len(options) < 2:
                 return None
-        return MatchResult("clarify", None, tuple(options), round(scored[0][0], 2))
+        # the items a generic word of the question names are what it asks about too ("老人没人照顾 …
+        # 有啥帮扶": 没人照顾 names the home care as well as the care subsidy)
+        options += [ident for ident in self.generic.named_with(normalized.replace(" ", ""), options[0])
+                    if ident not in options]
+        return MatchResult("clarify", None, tuple(options[: self.settings.max_candidates]), round(scored[0][0], 2))
 
     def _close_sibling(self, normalized: str, held: set[str], scored: list[tuple[float, str]],
                        result: MatchResult) -> MatchResult:
