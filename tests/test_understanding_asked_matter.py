@@ -27,6 +27,9 @@ ASKED_APART = [
 MATTER_ASKED = [
     "乡镇卫生院打疫苗啥时候开门",
     "我家娃娃的接种证早就办好了，想问社区医院几点开门",
+    # whether the place gives the shot itself (round 15: above the override since the syllable view)
+    "乡镇卫生院周末打不打疫苗嘛",
+    "卫生院可以打针吗",
 ]
 
 #: In scope although they use the same words: materials (户口本), the item's own loss and booking, its
@@ -39,6 +42,7 @@ GUARDS = [
     ("老人去世了，丧葬补助咋个领", "civil.funeral-subsidy|hrss.death-benefit"),
     ("想学个手艺，学费政府能补不", "hrss.skills-training-subsidy"),
     ("社保卡丢了，要去哪里补", "hrss.social-security-card-replace"),
+    ("我们外地户口在旺苍打工，娃儿能在这边办接种证打疫苗不", "health.vaccination-certificate"),
 ]
 
 

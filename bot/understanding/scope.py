@@ -281,9 +281,12 @@ _ASKED_FOR = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|申请|弄|开
 #: An asking phrase that closes a question about everything before it (怎么办, 如何弄), not one thing.
 _CLOSING_ONLY = re.compile(r"(?:要|又|该)?(?:怎么|如何)(?:办|弄|搞|整)")
 #: ... and so is a matter of that thing itself that no item is about: a place's hours, booking, cancelling
-#: (卫生院啥时候开门, 要不要预约, 户口在哪里注销); counted whatever the score (``OutOfScope.matter_asked``).
+#: (卫生院啥时候开门, 要不要预约, 户口在哪里注销, 能不能打针); counted whatever the score
+#: (``OutOfScope.matter_asked``).
 _ASKED_MATTER = re.compile(r"[^ ]{0,4}?(?:(?:几点|啥时候|什么时候|好久)(?:开门|上班|下班|关门)|上不上班|开不开门|"
-                           r"(?:要|需要|得|能|可以)?(?:在网上|网上|提前)?预约|(?:怎么|哪里?|去哪里?|在哪里?)注销)")
+                           r"(?:要|需要|得|能|可以)?(?:在网上|网上|提前)?预约|(?:怎么|哪里?|去哪里?|在哪里?)注销|"
+                           # whether the place gives the shot itself (社区医院周末打不打疫苗, 卫生院能打针吗)
+                           r"(?:(?:能|可以|可不可以|能不能)打|打不打)(?:针|疫苗)(?:吗|不|嘛|没有?)?$)")
 #: ... and so is one right after a verb of doing (办个营业执照, 申请公积金贷款).
 _ASKING_FOR = re.compile(r"(?:办|开|申请|注册|补办|换)(?:个|张|一个|一张)?$")
 #: An out-of-scope word followed by one of these is where the resident works (在超市上班, 餐馆老板拖工资,
