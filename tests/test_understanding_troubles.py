@@ -49,6 +49,9 @@ CASES = [
     ("社区能开收入证明不", None),
     ("手机停机了咋办", None),
     ("老人买保健品遭骗了", None),
+    # round 15: what the social-security card has printed wrong is a reason to replace it
+    ("我妈社保卡上的名字印错了一个字 咋办", "hrss.social-security-card-replace"),
+    ("社保卡上名字写错了 要去哪里改", "hrss.social-security-card-replace"),
     # kept as they were: the theft alone, and a past told before a question
     ("钱包被偷了咋办", None),
     ("网费咋个交", None),
