@@ -14,7 +14,7 @@ decision) because it is one rule with its own helpers; it reads the matcher's in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, occurring, remove_loosely, units
@@ -93,14 +93,20 @@ class GenericWords:
                                round(ranked[0][0], 2) if ranked else 0.0)
         return None
 
+    def meaning(self, text: str, item: str) -> Iterator[list[str]]:
+        """The items of each generic word in ``text`` (without spaces; read loosely, as :meth:`clarify`
+        does) that may mean ``item``, the word's order kept."""
+        for term, members in self.index.ambiguous:
+            ids = [self.index.ids[i] for i in members]
+            if item in ids and term[0] in text and remove_loosely(text, term) is not None:
+                yield ids
+
     def named_with(self, compact: str, item: str) -> list[str]:
         """The other items of the generic words in the question (``compact``: without spaces) that may
         mean ``item``: what an open question about it asks about as well."""
         found: list[str] = []
-        for term, members in self.index.ambiguous:
-            ids = [self.index.ids[i] for i in members]
-            if item in ids and term[0] in compact and remove_loosely(compact, term) is not None:
-                found += [ident for ident in ids if ident != item and ident not in found]
+        for ids in self.meaning(compact, item):
+            found += [ident for ident in ids if ident != item and ident not in found]
         return found
 
     def unanchored_member(self, segments: tuple[str, ...], item: str) -> MatchResult | None:
@@ -111,14 +117,12 @@ class GenericWords:
         question holding it is about them even when the rest leads to one of them on everyday words
         alone (政府能补点不) and that one, lacking an anchor of its own, would fall back. The lead on
         everyday words is not enough to answer, and the word is enough not to give up: ask."""
-        joined = "".join(segments)
-        for term, members in self.index.ambiguous:
-            ids = [self.index.ids[i] for i in members]
-            if item in ids and term[0] in joined and remove_loosely(joined, term) is not None:
-                ranked = self._score_only(segments, ids)
-                return MatchResult("clarify", None, tuple(i for _, i in ranked[: self.settings.max_candidates]),
-                                   round(ranked[0][0], 2) if ranked else 0.0)
-        return None
+        ids = next(self.meaning("".join(segments), item), None)
+        if ids is None:
+            return None
+        ranked = self._score_only(segments, ids)
+        return MatchResult("clarify", None, tuple(i for _, i in ranked[: self.settings.max_candidates]),
+                           round(ranked[0][0], 2) if ranked else 0.0)
 
     def _named_by_rest(self, rest: str, scored: list[tuple[float, str]], taken: Sequence[str]) -> list[str]:
         """Items outside the generic word's that the rest of the question names by an anchor of their own
