@@ -101,3 +101,21 @@ def test_two_papers_had_are_both_context() -> None:
     # a paper asked about after 和 is still asked about
     asked = split_clauses("我有社保卡和身份证要办吗")
     assert not all(c.aside for c in asked)
+
+
+#: Round 15: a need refused ("低保审核没过") is, like a done one, no evidence for itself between siblings;
+#: and the words residents use for the sibling asked about instead.
+REFUSED_AND_SIBLINGS = [
+    ("我们家低保审核没过，想评个低收入户，找哪个", "civil.low-income-family"),
+    ("低保没批下来 说是收入超了一点 还有别的困难认定能办不", "civil.low-income-family"),
+    ("社区说我家收入超了 低保没批 不服的话找哪个复核", "civil.dibao"),          # the refused need itself
+    ("网格员问下 一户人家想办低保边缘户 要带啥子", "civil.low-income-family"),
+    ("在外地看病没办异地备案 都是自己垫的钱 咋个报销", "medins.manual-reimbursement"),
+    ("在外省住院没办异地备案，发票都留着，咋个报", "medins.manual-reimbursement"),
+    ("五十岁了才开始交农村养老保险 能交满十五年不", "hrss.resident-pension-enroll"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), REFUSED_AND_SIBLINGS, ids=[q for q, _ in REFUSED_AND_SIBLINGS])
+def test_a_refused_need_is_the_story(knowledge: Knowledge, question: str, expected: str) -> None:
+    assert_decided(knowledge.match(question), expected)

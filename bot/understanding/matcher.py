@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 from bot.understanding.ambiguity import GenericWords
-from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, STOPPED, split_clauses
+from bot.understanding.clauses import DONE, MATERIAL, OFFICE, QUESTION, REFUSED, STOPPED, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import anchor_grams, grams_of, occurring, pinyin_key, remove_loosely, units
 from bot.understanding.index import CoreFn, Features, ItemIndex, item_fields
@@ -278,6 +278,13 @@ class Matcher:
         asked = self._asked(normalized)
         asked_compact = asked.replace(" ", "")
         dropped, outside = self._contrasted(compact, scored, done)
+        # a need refused ("低保审核没过，想评个低收入户") is no evidence for itself when another sibling's word
+        # is there; without one, the refused need is what is asked about ("低保没批 不服找哪个复核")
+        refused = [c.text for c in split_clauses(normalized) if REFUSED.match(c.text)]
+        if refused:
+            apart, outside_apart = self._contrasted(compact, scored, done + refused)
+            if apart - dropped:
+                dropped, outside = apart, outside_apart
         if scored and scored[0][1] in outside:
             # 驾驶证到期换证: reads like the disability-card renewal, but names a card we do not handle
             return MatchResult("fallback", None, (), round(scored[0][0], 2))
