@@ -47,7 +47,7 @@ def test_a_sound_no_item_uses_matches_nothing(knowledge: Knowledge) -> None:
     coded = sound(knowledge, "鑫")  # xin: a sound of no item's name, alias or question? then \0
     index = knowledge.matcher.index
     if coded == "\0":
-        assert all("\0" not in phrase for own in index._pinyin for phrase in own)
+        assert all("\0" not in phrase for own in index.phrase_sounds for phrase in own)
     assert sound(knowledge, "zzqx") == "\0"  # a run of letters no item uses
 
 
@@ -63,7 +63,7 @@ def test_the_codes_are_the_same_in_every_process(knowledge: Knowledge) -> None:
 def test_the_commonest_sounds_are_one_byte(knowledge: Knowledge) -> None:
     """rapidfuzz compares one-byte strings fastest: the items' common syllables get codes below 256."""
     index = knowledge.matcher.index
-    phrases = [phrase for own in index._pinyin for phrase in own]
+    phrases = [phrase for own in index.phrase_sounds for phrase in own]
     assert sum(all(ord(c) < 256 for c in phrase) for phrase in phrases) >= 0.95 * len(phrases)
 
 

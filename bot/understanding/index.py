@@ -14,7 +14,7 @@ How, and why this way:
   item's vocabulary explains), ``evidence`` (how much matched at all, saturating: long colloquial
   questions carry a lot of it), ``phrase`` (how completely the item's best name or alias appears in
   the question) and ``fuzzy`` (rapidfuzz ratio between the folded-pinyin syllables of the question and
-  the item's closest name/alias/question, forgiving typos and homophones).
+  the item's closest name/alias/question, one symbol per syllable, forgiving typos and homophones).
 * **A likelihood view** (:mod:`bot.understanding.likelihood`, naive Bayes over the same texts) then
   decides which of the items near the best leads, without changing the scores the rules compare
   (see :meth:`ItemIndex._reranked`).
@@ -118,7 +118,7 @@ class ItemIndex:
             item_grams.append(grams)
         self._sound_codes = _sound_codes(sounds)
         #: per item, the sounds of its name, aliases and questions, coded (see :meth:`sound`)
-        self._pinyin = [[self.sound(units_) for units_ in own] for own in sounds]
+        self.phrase_sounds = [[self.sound(units_) for units_ in own] for own in sounds]
         self.weights = self._idf([set(g) for g in item_grams])
         self.likelihood = Likelihood(texts_by_field)
         self._unknown_weight = {kind: self.gram_weight(kind) for kind in "ubp"}  # by gram type, see gram_weight
@@ -261,16 +261,16 @@ class ItemIndex:
                    for i in shortlist}
         return shortlist, overlap
 
-    def _fuzzy(self, query_pinyin: str, shortlist: Sequence[int]) -> dict[int, float]:
+    def _fuzzy(self, query_sound: str, shortlist: Sequence[int]) -> dict[int, float]:
         """Best rapidfuzz ratio per item, lifted by ``fuzzy_lift`` and capped at 1: one C-level
         ``extractOne`` over each item's phrases (cheaper than ranking all shortlisted phrases together,
         which sorts a thousand results)."""
-        if not query_pinyin:
+        if not query_sound:
             return {}
         best: dict[int, float] = {}
         lift = self.settings.fuzzy_lift
         for index in shortlist:
-            found = process.extractOne(query_pinyin, self._pinyin[index], scorer=fuzz.ratio)
+            found = process.extractOne(query_sound, self.phrase_sounds[index], scorer=fuzz.ratio)
             if found is not None:
                 best[index] = min(1.0, lift + found[1] / 100)
         return best
@@ -420,7 +420,6 @@ def _common_grams(count: int, postings: Mapping[str, _Postings], rare: Mapping[s
     return common
 
 
-
 def _sound_codes(sounds: Sequence[Sequence[tuple[str, ...]]]) -> dict[str, str]:
     """A code point per syllable the items' texts use, the commonest first from 1: the first 255 fit in
     one byte (see :meth:`ItemIndex.sound`). Ties go by the syllable, so a snapshot codes the same way
@@ -428,6 +427,7 @@ def _sound_codes(sounds: Sequence[Sequence[tuple[str, ...]]]) -> dict[str, str]:
     counts = Counter(unit for own in sounds for units_ in own for unit in units_)
     ordered = sorted(counts, key=lambda unit: (-counts[unit], unit))
     return {unit: chr(rank + 1) for rank, unit in enumerate(ordered)}
+
 
 def _postings(item_grams: list[dict[str, float]]) -> dict[str, _Postings]:
     """gram -> (items, their field weights), in item order.

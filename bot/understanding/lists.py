@@ -217,7 +217,8 @@ class Lists:
                 # 残疾人生活补贴 holds 残疾人补贴 loosely, but it is the living subsidy)
                 alone = any(owners == {top} for *_, owners in self._names.whole_names(text))
                 for term, term_members in self.index.ambiguous:  # 残疾证: the new card or the renewal alike
-                    if top in term_members and (term in text or (not alone and remove_loosely(text, term) is not None)):
+                    if top in term_members and (
+                            term in text or (not alone and remove_loosely(text, term) is not None)):
                         chosen.update(self.index.ids[i] for i in term_members if self.index.ids[i] in kept)
         return chosen
 
