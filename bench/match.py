@@ -9,7 +9,9 @@ Each timed call starts with an empty normaliser cache, so the figures are for qu
 before (the service caches repeated questions, which would flatter the numbers). As in the service
 (bot/heap.py), the knowledge is frozen out of the garbage collector's walk once it is built.
 
-Targets: p99 < 2 ms at the real size, < 20 ms at 5,000 items. Exit status 1 when missed.
+Targets: p99 < 2 ms at the real size, < 20 ms at 5,000 items, judged on all calls. Exit status 1
+when missed. Under each figure, the same over each question's fastest round: what the code costs
+without the machine's interference, to compare two versions of the code on a noisy machine.
 
     .venv/bin/python bench/match.py [--items 5000] [--rounds 3]
 """
@@ -83,11 +85,21 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def report(name: str, samples: list[float], target: float) -> bool:
+def report(name: str, samples: list[float], target: float, questions: int) -> bool:
+    """Print the figures of all calls, judged against the target, then those of each question's fastest
+    round (``questions``: how many questions one round has).
+
+    Why the second line: on a shared machine a neighbour's burst lands on a few calls at random and
+    moves the p99 of all calls by a quarter from run to run; a question's fastest round is what the
+    code itself costs, so two versions of the code can be compared there. The target stays judged on
+    all calls: a resident's message meets the machine as it is."""
     p50, p99 = statistics.median(samples), percentile(samples, 0.99)
     ok = p99 < target
     print(f"{name:<28} n={len(samples):5d}  p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  max {max(samples):6.3f} ms  "
           f"(target p99 < {target:g} ms: {'ok' if ok else 'MISSED'})")
+    best = [min(samples[index::questions]) for index in range(questions)]
+    print(f"{'  each question, best round':<28} n={len(best):5d}  p50 {statistics.median(best):6.3f} ms  "
+          f"p99 {percentile(best, 0.99):6.3f} ms  max {max(best):6.3f} ms")
     return ok
 
 
@@ -104,13 +116,13 @@ def main() -> int:
     knowledge, _ = load_knowledge(args.faq_dir, args.intents_dir)
     questions = [case.question for case in read_cases(args.questions)]
     freeze_long_lived()  # what `serve` does after start-up
-    ok = report(f"{len(knowledge.items)} items", measure(knowledge, questions, args.rounds), 2.0)
+    ok = report(f"{len(knowledge.items)} items", measure(knowledge, questions, args.rounds), 2.0, len(questions))
 
     start = time.perf_counter()
     big = Knowledge.build(inflate(list(knowledge.items.values()), args.items), knowledge.intents)
     print(f"built {len(big.items)} synthetic items in {time.perf_counter() - start:.1f} s")
     refreeze_after_swap()  # what `serve` does after a knowledge reload
-    ok &= report(f"{len(big.items)} items", measure(big, questions, args.rounds), 20.0)
+    ok &= report(f"{len(big.items)} items", measure(big, questions, args.rounds), 20.0, len(questions))
     return 0 if ok else 1
 
 
