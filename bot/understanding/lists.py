@@ -48,6 +48,9 @@ _NAMING = re.compile(r"[\u3400-\u9fff]")
 #: Before a list, what makes it who the resident is ("我是低保户和残疾人") or the materials to bring
 #: ("办残疾证要带身份证和社保卡吗") rather than what they ask for.
 _LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
+#: 是 … 还是 asks which of two ("不知道是居住证还是居住证明"): 是 then opens the alternative, not who someone is.
+#: (但是, 可是, 就是 … are other words: "但是日子还是紧巴巴的" lists nothing.)
+_WHICH_OF = re.compile(r"(?<![但可就还要于总只倒硬真老正或若凡像也都])是(?:办|开|领|申请|要)?$")
 #: A list right after 要/需要 that follows a need in the same clause: what that need requires
 #: ("申请生育津贴需要出生证明还是结婚证"), not two needs (unlike "要居住证还是社区开的居住证明").
 _NEEDS_LISTED = re.compile(r"(?:办|申请|领|开|补|换|交|上)[^ ]+?(?:要|需要|得)$")
@@ -178,7 +181,8 @@ class Lists:
         picks between siblings: 交 makes 医保 the payment), and a generic word's other items still in
         the running (残疾证: new or renewed). The two sides must name *different* items: when one item
         is the best of both (丧葬费和抚恤金: the insured's death benefits; 骨灰盒和火化的钱: the funeral
-        subsidy) it is one need. A list after 是 tells who the resident is (我是低保户和残疾人), one after
+        subsidy) it is one need. A list after 是 tells who the resident is (我是低保户和残疾人) — unless 是
+        opens an alternative that 还是 closes (不晓得是居住证还是居住证明: which of the two) —, one after
         带 what to bring (要带身份证和社保卡): neither is a need. Nor is a side that is an office alone
         (去社区还是社保局登记): where to go, though 社区 is in an item's name."""
         found = self._occurrences(normalized, pool)
@@ -193,10 +197,15 @@ class Lists:
             start, end = min(o[0] for o in left), max(o[1] for o in right)
             clause_start = normalized.rfind(" ", 0, start) + 1
             clause_end = normalized.find(" ", end)
+            joint_word = normalized[joint[0]:joint[1]].strip()
             clause = _or_at_joint(normalized[clause_start: clause_end if clause_end >= 0 else None],
                                   normalized[joint[0]:joint[1]], joint[0] - clause_start)
-            if (_LISTED_AS_CONTEXT.search(normalized[clause_start:start]) or _NEEDS_LISTED.search(normalized, 0, start)
-                    or stated(clause) or DONE.search(clause)):
+            before = normalized[clause_start:start]
+            which = _WHICH_OF.search(before) if joint_word == "还是" else None
+            if which:  # 是居住证还是居住证明: the clause asks which of the two, it states no one's status
+                before = before[:which.start()]
+            if (_LISTED_AS_CONTEXT.search(before) or _NEEDS_LISTED.search(normalized, 0, start)
+                    or (stated(clause) and not which) or DONE.search(clause)):
                 # who the resident is (我是低保户和残疾人) or has (身份证社保卡都在), what to bring (要带身份证和
                 # 社保卡) or what a need named before requires (申请生育津贴需要出生证明还是结婚证), or done
                 continue
@@ -228,6 +237,7 @@ class Lists:
         names nothing, the joint cuts a word (居住|证明), or a side holds only everyday words (个人, 父母;
         see ``_named_in_full``). The second side may open with a short modifier (还是社区开的|居住证明)."""
         left_end, right_start, side_by_side = joint
+        found = [o for o in found if not _holds_joiner(o, left_end, right_start)]
         left = _touching([o for o in found if o[1] == left_end], found)
         right = _touching([o for o in found if o[0] == right_start], found)
         modifier = _MODIFIER.match(normalized, right_start)
@@ -279,6 +289,15 @@ def _over_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bo
     thing with the first of the next, which is no word of either."""
     start, end, _, whole = occurrence
     return not whole and end - start == 3 and right_start - left_end == 1 and left_end == start + 1
+
+
+def _holds_joiner(occurrence: _Occurrence, left_end: int, right_start: int) -> bool:
+    """True when the occurrence is an anchor bigram holding a character of the joining word itself
+    (金和 of 养老金和老年证, an anchor because one item's question says 丧葬补助金和抚恤金).
+
+    Why: such a bigram is the joint, not a word the joint cuts; only a whole name across it would be."""
+    start, end, _, whole = occurrence
+    return not whole and left_end < right_start and start < right_start and left_end < end
 
 
 def _touching(side: list[_Occurrence], found: Sequence[_Occurrence]
