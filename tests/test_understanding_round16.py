@@ -5,6 +5,12 @@
   with one side. 但是, 还是, 就是 … are other words and open no alternative.
 * A bigram that holds the joining word (金和, an anchor because one item's question says 丧葬补助金和抚恤金)
   is the joint itself, not a word the joint cuts: "养老金和老年证" lists two things.
+* 还有没有 asks whether there is more; 都 after a list says the rest of each side; 队想 is no typo of 对象
+  (a two-character ``[contrast]`` word heard by sound must keep one of its characters); 帮儿子带娃娃 is
+  a chore, not who asks for whom.
+* 家里困难 names three items: an item outside them leading by up to 12 points on everyday words
+  (``outside_top_window``, 8 before) is no answer. 住这边的证 is the permit or the proof.
+* 机器人 and 纪念日 are no item's matter.
 * A child whose development is slow (发育迟缓, 自闭症) is the rehabilitation item's story; asking to have
   the child assessed (评残, 办残疾证, 鉴定) without a word of rehabilitation (康复, 训练) asks for the
   card (``[contrast.child-disability]``).
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.understanding.clauses import split_clauses
+from bot.understanding.contrast import Contrast
 from bot.understanding.knowledge import Knowledge
 from tests.test_understanding_helpers import assert_decided
 
@@ -29,6 +37,13 @@ WHICH_OF_TWO = [
     # 金和 is an anchor bigram of the death benefit (丧葬补助金和抚恤金): it held the joint, so the list
     # read as a word cut in two
     ("刚满六十岁 养老金和老年证能一起办不", {"hrss.resident-pension-claim", "civil.senior-card"}),
+    # 都 right after the list says the rest of each side: 转过来 is not said of one of them
+    ("搬到这边来了 低保跟残疾人补贴都要转过来不", {"civil.dibao", "disability.living-subsidy"}),
+    # 住这边的证: the permit or the proof (a generic word since this round)
+    ("就要个住这边的证 咋个弄", {"police.residence-permit", "civil.residence-proof"}),
+    # 家里困难 names dibao, low income and temporary help; an item outside it scoring up to
+    # outside_top_window (12 since this round) higher, with no anchor of its own in the rest, is no answer
+    ("屋头困难 有啥补助", {"civil.dibao", "civil.low-income-family", "civil.temporary-assistance"}),
 ]
 
 #: (question, the item to answer): no alternative, whatever 是 and 还是 are there.
@@ -37,6 +52,16 @@ NOT_WHICH_OF = [
     ("我们家以前吃低保 但是现在还是困难 有没得边缘户可以评", "civil.low-income-family"),
     ("我是低保户和残疾人 能领啥", "disability.living-subsidy"),
     ("老人走了 丧葬费和抚恤金都找哪个", "hrss.death-benefit"),  # both the insured's death benefits
+    # 还有没有 asks whether there is more: no list joined by 还有
+    ("收入比低保高一点点 吃不上低保 还有没得别的认定可以申请", "civil.low-income-family"),
+    # a volunteer team's filing is the community organisation's ([contrast.volunteer-group])
+    ("我们几个人的志愿服务队想去备个案 咋个弄", "civil.community-org-filing"),
+]
+
+#: Questions no item is about, though an item's texts share a word (机器 of the work injury's 手被机器绞伤).
+NONE = [
+    "你是不是机器人哦",
+    "结婚纪念日在哪里订饭",
 ]
 
 #: (question, the item to answer): a child's condition told, then what is asked for.
@@ -59,3 +84,27 @@ def test_which_of_two_is_asked_back_with_both(knowledge: Knowledge, question: st
                          ids=[q for q, _ in NOT_WHICH_OF + CHILD_DISABILITY])
 def test_the_item_asked_for_is_answered(knowledge: Knowledge, question: str, item: str) -> None:
     assert_decided(knowledge.match(question), item)
+
+
+@pytest.mark.parametrize("question", NONE)
+def test_what_no_item_is_about_falls_back(knowledge: Knowledge, question: str) -> None:
+    assert_decided(knowledge.match(question), None)
+
+
+def test_a_two_character_contrast_word_is_not_heard_in_other_characters() -> None:
+    """队想 sounds like 对象 (a marriage word) but shares no character with it: no one types it for
+    对象. A typo by ear keeps a character (低宝 for 低保), and longer words may be heard whole."""
+    contrast = Contrast({"f": {"civil.marriage-registration": ["对象"], "civil.dibao": ["低保"],
+                               "civil.volunteer-registration": ["志愿者注册"]}},
+                        {"civil.marriage-registration", "civil.dibao", "civil.volunteer-registration"},
+                        lambda text: text)
+    assert contrast.marked("我们的服务队想备个案") == set()
+    assert contrast.marked("我和对象想去登记") == {"civil.marriage-registration"}
+    assert contrast.marked("低宝咋个申请") == {"civil.dibao"}
+    assert contrast.marked("智愿者住册在哪") == {"civil.volunteer-registration"}
+
+
+def test_helping_someone_with_a_chore_is_no_one_asking_for_them() -> None:
+    """帮儿子带娃娃 is the resident's situation; 帮我妈问下 says who the question is for (aside)."""
+    assert not split_clauses("长期在重庆帮儿子带娃娃 医保咋个用")[0].aside
+    assert split_clauses("帮我妈问一下 医保咋个交")[0].aside

@@ -125,6 +125,8 @@ _PAPER_ASKED = re.compile(rf"^[^ ]{{0,6}}?{_PAPER}(?:不|吗|没|嘛)?$")
 #: own — unless something is done for them there ("帮家里老人做养老金年审").
 _ASKER = re.compile(r"^[^ ]{0,5}?(?:帮|替|代)|问$")
 _DOING = re.compile(_DONE_VERBS)
+#: 帮 someone do a chore ("在重庆帮儿子带娃娃"): the resident's situation, not who asks for whom (帮我妈问下).
+_HELPING = re.compile(r"(?:帮|替)[^ ]{1,4}?(?:带|照顾|看娃|看孩子|看店|做饭|煮饭|种|守|接送|打工|干活|做事)")
 #: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了").
 QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|几|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
                       r"找谁|[不没]$")
@@ -146,7 +148,7 @@ def stated(clause: str) -> bool:
     being = _BEING.match(clause)
     if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
         return True
-    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause))
+    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause) and not _HELPING.search(clause))
 
 
 class Clause(NamedTuple):

@@ -34,6 +34,7 @@ class _Family:
     chars: re.Pattern[str] | None     # one-character words: one scan finds them (this runs ~20 times a question)
     owners: Mapping[str, frozenset[str]]  # word (one character, or pinyin key) -> members it marks
     members: frozenset[str]
+    written: Mapping[str, frozenset[str]]  # pinyin key of a two-character word -> the words as written
 
     def marked(self, compact: str, keyed: str, generic: Sequence[tuple[int, int, set[str]]] = (),
                done: Sequence[tuple[int, int, str]] = ()) -> set[str]:
@@ -59,6 +60,8 @@ class _Family:
             for found in self.pattern.finditer(keyed):
                 start = keyed.count("|", 0, found.start())
                 end = start + found.group(0).count("|") + 1
+                if not self._heard(found.group(0), compact[start:end]):
+                    continue  # 队想 sounds like 对象 but shares no character with it: a coincidence
                 mark(start, end, self.owners[found.group(0)])
                 covered.update(range(start, end))
         if self.chars is not None:
@@ -66,6 +69,13 @@ class _Family:
                 if found.start() not in covered:
                     mark(found.start(), found.end(), self.owners[found.group(0)])
         return marked
+
+    def _heard(self, key: str, text: str) -> bool:
+        """True when ``text`` (found by its sound ``key``) may be the word as typed by ear: a word of
+        three or more syllables always, a two-character one only when a character is the word's own
+        (低宝 for 低保; not 队想 for 对象, which no one types for it)."""
+        words = self.written.get(key)
+        return words is None or any(a == b for word in words for a, b in zip(word, text))
 
 
 class Contrast:
@@ -81,12 +91,15 @@ class Contrast:
         compiled: list[_Family] = []
         for members in contrast.values():
             owners: dict[str, set[str]] = defaultdict(set)
+            written: dict[str, set[str]] = defaultdict(set)
             for ident, words in members.items():
                 if ident in known or ident == OUTSIDE:
                     for word in words:
                         key = digits_for_matching(norm(word)).replace(" ", "")
                         if key:
                             owners[key if len(key) == 1 else pinyin_key(key)].add(ident)
+                        if len(key) == 2:
+                            written[pinyin_key(key)].add(key)
             present = frozenset(i for i in members if i in known or i == OUTSIDE)
             if len(present) < 2 or not (present - {OUTSIDE}) or not owners:
                 continue
@@ -95,7 +108,8 @@ class Contrast:
             pattern = re.compile(r"(?<![^|])(?:" + "|".join(map(re.escape, long)) + r")(?![^|])") if long else None
             short = sorted(k for k in owners if len(k) == 1)
             chars = re.compile("[" + "".join(map(re.escape, short)) + "]") if short else None
-            compiled.append(_Family(pattern, chars, {k: frozenset(v) for k, v in owners.items()}, present))
+            compiled.append(_Family(pattern, chars, {k: frozenset(v) for k, v in owners.items()}, present,
+                                    {k: frozenset(v) for k, v in written.items()}))
         self.families = tuple(compiled)
 
     def ruled_out(self, compact: str, candidates: set[str], generic: Sequence[tuple[int, int, set[str]]] = (),

@@ -34,11 +34,13 @@ _Occurrence = tuple[int, int, frozenset[int], bool]
 #: Words that list things: what ``Lists.several_named`` looks for before doing any work.
 _LIST_WORDS = ("和", "跟", "与", "及", "或", "还有", "还是", "同", "都", "一起")
 #: Between two listed names: one of these, and nothing else but spaces.
-_JOINER = re.compile(r" ?(?:以及|还有|或者|还是|和|跟|与|及|或|同) ?")
+_JOINER = re.compile(r" ?(?:以及|还有(?![没莫])|或者|还是|和|跟|与|及|或|同) ?")
 #: After two names side by side, one of these takes them together ("身份证社保卡都丢了").
 _TOGETHER = re.compile(r"\s?(?:都|一起|两个|两样|全)")
 #: After a list, what does both together ("是不是一起办", "能一块转不"): no word of one side's item.
 _JOINTLY = re.compile(r"一起|一块儿?|一同|同时")
+#: Right after a list, what says the rest of each side ("低保跟残疾人补贴都要转过来不").
+_BOTH = re.compile(r" ?(?:也|又)?(?:都|全都|两个都|两样都)")
 #: A modifier both listed things share: 老人的证和补贴 is 老人证 and 老人补贴.
 _SHARED_MODIFIER = re.compile(r"([^ 的]{2,4})的([^ 的]{1,2})(和|跟|与|及|还有|或者|还是)([^ 的]{1,2})")
 #: A short modifier that may open the second of two listed things ("居住证还是社区开的居住证明").
@@ -262,8 +264,11 @@ class Lists:
         """True when what the clause says of the list (after it, or in a 的 modifier before it) is a
         specific word of one side's item only: the list is that item's object (职工养老和农村养老能合并不:
         merging is the transfer; 灵活就业的医保和养老: both are the flexible workers' insurance). 一起 (是不是一起办)
-        takes both sides and says nothing of one, though one item's questions use it."""
+        takes both sides and says nothing of one, though one item's questions use it; 都 right after the
+        list says what follows of each side (低保跟残疾人补贴都要转过来不)."""
         clause_end = normalized.find(" ", end)
+        if _BOTH.match(normalized, end):
+            return False  # 低保跟残疾人补贴都要转过来不: 都 says it of each side
         before = normalized[clause_start:start]
         rest = (before if before.endswith("的") else "") + " " + normalized[end: clause_end if clause_end >= 0 else None]
         rest = _JOINTLY.sub(" ", rest)  # 一起 takes both sides (是不是一起办), whoever's questions use it

@@ -101,7 +101,7 @@ class MatcherSettings:
                                      # the question holding no word of the answer's own: ask (else the
     max_related: int = 2             # reply offers up to this many of them after the answer)
     runner_up_window: float = 6.0    # an anchored item this close behind an answer is offered after it
-    outside_top_window: float = 8.0  # a generic word's item this close behind a best item outside its
+    outside_top_window: float = 12.0  # a generic word's item this close behind a best item outside its
                                      # items, which the rest holds no anchor of: ask (困难家庭补助)
     answer_min: float = 35.0         # below: never answer outright
     answer_margin: float = 0.5       # lead over the runner-up needed to answer (a tie asks instead)
