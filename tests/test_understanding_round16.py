@@ -56,6 +56,8 @@ NOT_WHICH_OF = [
     ("收入比低保高一点点 吃不上低保 还有没得别的认定可以申请", "civil.low-income-family"),
     # a volunteer team's filing is the community organisation's ([contrast.volunteer-group])
     ("我们几个人的志愿服务队想去备个案 咋个弄", "civil.community-org-filing"),
+    # whether the insurance from home works where they live now is the filing's (cues: 那边拿药, 能用医保)
+    ("我去深圳带孙子了 在那边拿药能用医保不", "medins.offsite-filing"),
 ]
 
 #: Questions no item is about, though an item's texts share a word (机器 of the work injury's 手被机器绞伤).
