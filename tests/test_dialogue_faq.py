@@ -267,6 +267,30 @@ async def test_two_needs_answer_one_and_offer_the_other(db_url: str, http: aioht
         assert picked.item == other and f"【{items[other].name}】" in picked.text
 
 
+async def test_needs_asked_outright_are_listed_and_the_other_offered_after_a_pick(
+        db_url: str, http: aiohttp.ClientSession) -> None:
+    """还想 asks for the second thing outright (round 16): both are listed to take one first; after the
+    pick the other is offered by number, and "1" then opens it."""
+    clock = FakeClock()
+    wages, job = "hrss.wage-arrears", "hrss.public-welfare-job"
+    async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):
+        items = services.knowledge.current.items
+        listed = await say(emu, services, clock, OPENID, "老板拖了三个月工资，我还想申请个公益岗")
+        assert listed.action == "clarify" and "您问到了几件事，先看哪一件？" in listed.text, listed
+        assert items[wages].name in listed.text and items[job].name in listed.text
+        order = [wages, job] if listed.text.index(items[wages].name) < listed.text.index(items[job].name) else [job, wages]
+        first = await say(emu, services, clock, OPENID, "2")
+        assert first.item == order[1] and f"【{items[order[1]].name}】" in first.text
+        assert "您还问到：" in first.text and f"1. {items[order[0]].name}" in first.text
+        second = await say(emu, services, clock, OPENID, "1")
+        assert second.item == order[0] and f"【{items[order[0]].name}】" in second.text
+        # an ordinary clarify (which item was meant) keeps its head and offers nothing after the pick
+        card = await say(emu, services, clock, OPENID, "社保卡咋个办")
+        assert card.action == "clarify" and "您问的是哪一项？" in card.text
+        one = await say(emu, services, clock, OPENID, "1")
+        assert one.action == "answer" and "您还问到" not in one.text
+
+
 async def test_an_offer_out_of_range_lists_it_again(db_url: str, http: aiohttp.ClientSession) -> None:
     clock = FakeClock()
     async with running_app(make_config(db_url), http, clock=clock) as (_, emu, services):

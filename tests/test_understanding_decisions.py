@@ -21,7 +21,7 @@ from bot.understanding.grams import anchor_grams
 from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import load_knowledge
 from bot.understanding.matcher import MatcherSettings
-from tests.test_understanding_helpers import (INTENTS, ROOT, assert_both_needs, assert_decided, item_toml, write_tree)
+from tests.test_understanding_helpers import (INTENTS, ROOT, assert_both_needs, assert_needs_listed, assert_decided, item_toml, write_tree)
 
 #: The helpers' intents plus the stop words, aspect phrases and data these rules read.
 EXTRA_INTENTS = INTENTS.replace('phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能"]',
@@ -388,8 +388,8 @@ def test_a_second_need_after_several_separators_still_adds(tmp_path: Path) -> No
     (first, second) = split_clauses("想当志愿者 还想跟几个朋友成立个协会")
     assert second.adds and second.asks
     knowledge = build(tmp_path, {"civil.volunteer-registration": VOLUNTEER, "civil.community-org-filing": ASSOCIATION})
-    assert_both_needs(knowledge.match("想当志愿者 还想跟几个朋友成立个协会"),
-                      "civil.volunteer-registration|civil.community-org-filing")
+    assert_needs_listed(knowledge.match("想当志愿者 还想跟几个朋友成立个协会"),
+                        "civil.volunteer-registration|civil.community-org-filing")
     assert_decided(knowledge.match("想当志愿者 跟几个朋友一起去"), "civil.volunteer-registration")
 
 

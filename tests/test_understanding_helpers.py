@@ -170,6 +170,15 @@ def assert_decided(result: "MatchResult", expected: str | None) -> None:
         assert (result.action, result.item) == ("answer", expected), result
 
 
+def assert_needs_listed(result: "MatchResult", items: "set[str] | str") -> None:
+    """A message that says outright it asks for each of several needs (还想, 顺便, 另外 …; see
+    ``TwoNeeds.both_asked``) is asked back with all of them listed, ``also`` marking them as needs to
+    take one after the other (round 16)."""
+    wanted = set(items.split("|")) if isinstance(items, str) else set(items)
+    assert result.action == "clarify" and wanted <= set(result.candidates), result
+    assert result.also == result.candidates, result
+
+
 def assert_both_needs(result: "MatchResult", items: "set[str] | str") -> None:
     """A message with two needs (``items``, a set or ids joined by ``|``) is answered about one of them
     and carries the others in ``also``, which the reply offers next (see bot/understanding/needs.py)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from bot.understanding.knowledge import Knowledge
-from tests.test_understanding_helpers import assert_both_needs
+from tests.test_understanding_helpers import assert_both_needs, assert_needs_listed
 
 #: (question, the items a clarify must offer): two things listed.
 LISTED = [
@@ -48,11 +48,16 @@ TWO_NEEDS = [
     ("在工地受了伤 老板工资也不结 咋办", {"hrss.work-injury", "hrss.wage-arrears"}),
     ("工伤了老板还欠着工资不给", {"hrss.work-injury", "hrss.wage-arrears"}),
     ("老板不给钱还受了伤", {"hrss.work-injury", "hrss.wage-arrears"}),
+    ("娃娃的疫苗本丢了，出生证也找不到了", {"health.vaccination-certificate", "health.birth-certificate"}),
+]
+
+#: (question, the items listed): a second need asked for outright (顺便, 也想, 还想, 另外): both asked back,
+#: to take one after the other (round 16; answered one offering the other before).
+NEEDS_ASKED_OUTRIGHT = [
     ("生了娃要办出生证，顺便把医保也上了", {"health.birth-certificate", "medins.resident-enroll"}),
     ("社保卡坏了要换，医保电子凭证也想开通", {"hrss.social-security-card-replace", "medins.e-voucher"}),
     ("老板拖了三个月工资，我还想申请个公益岗", {"hrss.wage-arrears", "hrss.public-welfare-job"}),
     ("在外地住院的钱要报销，另外慢性病卡也想办", {"medins.manual-reimbursement", "medins.chronic-disease"}),
-    ("娃娃的疫苗本丢了，出生证也找不到了", {"health.vaccination-certificate", "health.birth-certificate"}),
 ]
 
 #: (question, the one item to answer): what was done or who the resident is, then the need.
@@ -125,6 +130,11 @@ def test_two_needs_are_answered_one_offering_the_other(knowledge: Knowledge, que
     assert_both_needs(result, items)
 
 
+@pytest.mark.parametrize(("question", "items"), NEEDS_ASKED_OUTRIGHT, ids=[q for q, _ in NEEDS_ASKED_OUTRIGHT])
+def test_needs_asked_for_outright_are_listed(knowledge: Knowledge, question: str, items: set[str]) -> None:
+    assert_needs_listed(knowledge.match(question), items)
+
+
 @pytest.mark.parametrize(("question", "item"), CONTEXT_AND_NEED, ids=[q for q, _ in CONTEXT_AND_NEED])
 def test_context_and_a_need_answer_the_need(knowledge: Knowledge, question: str, item: str) -> None:
     result = knowledge.match(question)
@@ -188,8 +198,7 @@ def test_a_clause_telling_the_situation_is_no_second_need(knowledge: Knowledge, 
 @pytest.mark.parametrize(("question", "items"), LACKING_AND_BOTH_ASKED, ids=[q for q, _ in LACKING_AND_BOTH_ASKED])
 def test_what_is_lacking_asked_about_with_the_need_is_offered(knowledge: Knowledge, question: str,
                                                                   items: set[str]) -> None:
-    result = knowledge.match(question)
-    assert_both_needs(result, items)
+    assert_needs_listed(knowledge.match(question), items)  # 两样: both asked for outright
 
 
 def test_a_side_naming_its_item_in_full_is_not_read_as_the_generic_word(knowledge: Knowledge) -> None:

@@ -67,6 +67,7 @@ FALLBACK = (
 )
 NO_LIST = "请直接告诉我您想办什么事，比如“办低保要带啥材料”。"
 CLARIFY_HEAD = "您问的是哪一项？"
+NEEDS_HEAD = "您问到了几件事，先看哪一件？"
 CLARIFY_TAIL = "回复数字选择"
 ALSO_HEAD = "您还问到："
 RELATED_HEAD = "您可能还想问："
@@ -133,11 +134,12 @@ class FaqContext:
     offered: list[str] = field(default_factory=list)  # items offered after the answer (您还问到, 您可能还想问)
     proxy_offered: bool = False       # the answer ended with 回复「代办」…, not yet taken up or repeated
     question: str | None = None       # what the resident asked to get that answer (kept for 不是这个)
+    needs: bool = False               # the pending list is of needs all asked for (the rest is offered after a pick)
 
     def to_state(self, now: datetime) -> dict[str, Any]:
         return {"item": self.item, "aspect": self.aspect, "options": list(self.options), "asked": self.asked,
                 "offered": list(self.offered), "proxy_offered": self.proxy_offered, "question": self.question,
-                "at": now.isoformat()}
+                "needs": self.needs, "at": now.isoformat()}
 
 
 def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> FaqContext:
@@ -157,7 +159,8 @@ def read_context(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -
     asked = raw.get("asked") if isinstance(raw.get("asked"), str) else None
     offered = [o for o in raw.get("offered") or [] if isinstance(o, str)]
     question = raw.get("question") if isinstance(raw.get("question"), str) else None
-    return FaqContext(item, aspect, options, asked, offered, raw.get("proxy_offered") is True, question)
+    return FaqContext(item, aspect, options, asked, offered, raw.get("proxy_offered") is True, question,
+                      raw.get("needs") is True)
 
 
 def last_item(state: dict[str, Any], now: datetime, ttl: int = CONTEXT_TTL) -> str | None:
@@ -239,8 +242,11 @@ def format_answer(item: ServiceItem, aspect: str = DEFAULT_ASPECT, limit: int = 
     return "\n".join([head, *body, "……", tail])
 
 
-def format_clarify(items: Sequence[ServiceItem]) -> str:
-    return "\n".join([CLARIFY_HEAD, *_numbered(i.name for i in items[:MAX_OPTIONS]), CLARIFY_TAIL])
+def format_clarify(items: Sequence[ServiceItem], needs: bool = False) -> str:
+    """The numbered list to pick from: which item was meant, or (``needs``) which of the needs the
+    message asked for to take first."""
+    head = NEEDS_HEAD if needs else CLARIFY_HEAD
+    return "\n".join([head, *_numbered(i.name for i in items[:MAX_OPTIONS]), CLARIFY_TAIL])
 
 
 def format_offer(also: Sequence[ServiceItem], related: Sequence[ServiceItem]) -> str:
@@ -433,7 +439,9 @@ class FaqDialogue:
         picked = t.knowledge.pick(t.text, options)
         if picked is not None:
             aspect = t.u.aspect if t.u.aspect_explicit else t.context.aspect
-            return await self._answer(t, picked, aspect, intent="pick")
+            # a list of needs: the others were asked for too, so they are offered after this one
+            others = [o for o in options if o != picked] if t.context.needs else []
+            return await self._answer(t, picked, aspect, intent="pick", also=others)
         return self._repeat_options(t.knowledge, options) if t.u.intent == "pick" else None
 
     async def _offered_pick(self, t: "_Turn") -> Response | None:
@@ -553,9 +561,10 @@ class FaqDialogue:
         options = [c for c in t.u.match.candidates if c in t.knowledge.items][:MAX_OPTIONS]
         if not options:
             return None
-        await self._save(t, FaqContext(item=t.context.item, aspect=aspect, options=options))
+        needs = bool(t.u.match.also)  # each option was asked for (see MatchResult)
+        await self._save(t, FaqContext(item=t.context.item, aspect=aspect, options=options, needs=needs))
         items = [t.knowledge.items[o] for o in options]
-        return Response.text(format_clarify(items), intent="faq", action="clarify",
+        return Response.text(format_clarify(items, needs), intent="faq", action="clarify",
                              meta={"aspect": aspect, "options": ",".join(options)})
 
     @staticmethod

@@ -82,7 +82,9 @@ class MatchResult:
     the question asks for in clauses of their own ("我想办低保，还要开个证明"); ``related``, items scoring
     close behind that the question also anchors, or siblings of the item (one generic word may mean
     either) that its own words told apart from it — the answer is then likely but not certain
-    ("外公去世了，有啥子钱可以领", "看病钱不够屋头困难能救助不").
+    ("外公去世了，有啥子钱可以领", "看病钱不够屋头困难能救助不"). On a clarify, ``also`` set (to the
+    candidates) says the message asked for each of them outright ("想办老年证，高龄补贴也想一起弄"): the
+    options are needs to take one after the other, not guesses to choose between.
     """
 
     action: Action
