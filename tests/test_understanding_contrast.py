@@ -18,7 +18,7 @@ from bot.understanding.knowledge import Knowledge
 from bot.understanding.loader import check_directories, load_knowledge
 from bot.understanding.matcher import MatcherSettings
 from bot.understanding.normalize import mask_digit_strings
-from tests.test_understanding_helpers import INTENTS, PYTHON, ROOT, assert_both_needs, assert_needs_listed, item_toml, write_tree
+from tests.test_understanding_helpers import INTENTS, PYTHON, ROOT, assert_needs_listed, item_toml, write_tree
 
 EXTRA_INTENTS = INTENTS.replace('phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能"]',
                                 'phrases = ["吗", "呢", "了", "的", "怎么", "什么", "可以", "能不能", "我", "想", '
