@@ -85,8 +85,9 @@ _LACKING = re.compile(_NOT_ASKING + r"(?:.*(?:没|未)(?:有)?(?:通过|批准?|
 #: it names between siblings (see ``Matcher._contrasted``) — unlike "还没办残疾证", which is the need itself.
 REFUSED = re.compile(_NOT_ASKING + r".*(?:没|未)(?:有)?(?:通过|批准?|批下来|评上|审过|过)了?$")
 #: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
-#: 报": a question): what happened before the need, said in passing.
-_BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直|当时|那时)")
+#: 报": a question): what happened before the need, said in passing. Not 一直没 (一直没办过社保卡: never had
+#: it, and what one never had is often the very need).
+_BEFORE = re.compile(r"^(?!.*(?:吗|怎么|什么|哪|多少|多久|能不能|可以|有没有)).*(?:以前|原来|之前|一直(?!没|未|新办)|当时|那时)")
 #: A clause saying that something had stopped coming ("这个月没有了", "今年停了", "突然不发了"): see
 #: ``aside`` in :func:`split_clauses`.
 STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|不发了|不打了|没发了?|没打了?|没到了?|取消了"
