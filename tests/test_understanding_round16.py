@@ -58,6 +58,8 @@ NOT_WHICH_OF = [
     ("我们几个人的志愿服务队想去备个案 咋个弄", "civil.community-org-filing"),
     # whether the insurance from home works where they live now is the filing's (cues: 那边拿药, 能用医保)
     ("我去深圳带孙子了 在那边拿药能用医保不", "medins.offsite-filing"),
+    # 要去哪里报 asks where to claim: 要去 is no plan to go for treatment (the filing's word before)
+    ("去年在成都住院没办异地备案 钱都是自己垫的 发票都在 回来要去哪里报", "medins.manual-reimbursement"),
     # 一直没办过 is what was never had, not the past said in passing
     ("我一直没得社保卡，快60了领养老金要用卡，在哪里办", "hrss.social-security-card"),
 ]
