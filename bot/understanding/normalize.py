@@ -57,11 +57,12 @@ _SPACED_MEASURE = re.compile(f"(?<=\\d) (?=[{''.join(sorted(_MEASURE))}])")
 _APPROXIMATE = "几"
 #: A correction in dictated text: after one of these, the resident says again what they meant. The
 #: plain negations (不是, 不对, 错了) count only when 是 follows at once ("低保不是是五保", "不对 是身份证"),
-#: so "不是低保户能申请不" and "是不是要带户口本" stay whole; 写错了/搞错了 describe a problem asked
+#: so "不是低保户能申请不" and "是不是要带户口本" stay whole, and a question word after 是 asks about the
+#: trouble ("身份信息不对，是咋个回事"); 写错了/搞错了 describe a problem asked
 #: about ("名字写错了咋个改"), not a correction, so only 说错/讲错/口误 count on their own.
 _CORRECTION = re.compile(
     r"(?:我?(?:说|讲)错了?|口误)\s*(?:不对\s*)?(?:应该\s*)?(?:是\s*)?"
-    r"|(?<![是对])(?:不是|不对|错了)\s*(?:不是\s*|不对\s*)*(?:应该\s*)?是(?!不是)"
+    r"|(?<![是对])(?:不是|不对|错了)\s*(?:不是\s*|不对\s*)*(?:应该\s*)?是(?!不是|咋|怎|什么|啥|哪|多少|为什么|为啥)"
 )
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
