@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.understanding.clauses import split_clauses
+from bot.understanding.clauses import QUESTION, split_clauses
 from bot.understanding.contrast import Contrast
 from bot.understanding.knowledge import Knowledge
 from tests.test_understanding_helpers import assert_decided
@@ -114,3 +114,10 @@ def test_helping_someone_with_a_chore_is_no_one_asking_for_them() -> None:
     """帮儿子带娃娃 is the resident's situation; 帮我妈问下 says who the question is for (aside)."""
     assert not split_clauses("长期在重庆帮儿子带娃娃 医保咋个用")[0].aside
     assert split_clauses("帮我妈问一下 医保咋个交")[0].aside
+
+
+def test_amounts_told_with_ji_ask_nothing() -> None:
+    """好几, 十几, 几十 tell an amount; 几 alone asks (round 16: "做了好几次防诈骗宣传" read as a question)."""
+    assert not split_clauses("我们组上好几户是五保户 这个找哪个")[0].asks
+    assert not QUESTION.search("做了好几次宣传") and not QUESTION.search("花了几十万") and not QUESTION.search("十几年")
+    assert QUESTION.search("补办要几天") and QUESTION.search("几点上班")
