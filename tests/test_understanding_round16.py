@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.understanding.clauses import QUESTION, split_clauses
+from bot.understanding.clauses import QUESTION, split_clauses, stated
 from bot.understanding.contrast import Contrast
 from bot.understanding.knowledge import Knowledge
 from tests.test_understanding_helpers import assert_decided
@@ -68,6 +68,8 @@ NOT_WHICH_OF = [
 NONE = [
     "你是不是机器人哦",
     "结婚纪念日在哪里订饭",
+    # the benefit someone receives is who they are; the bank's hours are asked
+    "我老汉儿在领高龄补贴 他想把存折换成银行卡 银行周末上班不",
 ]
 
 #: (question, the item to answer): a child's condition told, then what is asked for.
@@ -121,3 +123,9 @@ def test_amounts_told_with_ji_ask_nothing() -> None:
     assert not split_clauses("我们组上好几户是五保户 这个找哪个")[0].asks
     assert not QUESTION.search("做了好几次宣传") and not QUESTION.search("花了几十万") and not QUESTION.search("十几年")
     assert QUESTION.search("补办要几天") and QUESTION.search("几点上班")
+
+
+def test_a_benefit_someone_receives_is_who_they_are() -> None:
+    """也在吃低保, 在领高龄补贴, 领高龄补贴的: status, like 是低保户 (round 16); wanting or asking is a need."""
+    assert stated("也在吃低保") and stated("我父亲在领高龄补贴") and stated("领高龄补贴的")
+    assert not stated("想领高龄补贴") and not stated("在哪里领高龄补贴")

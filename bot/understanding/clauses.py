@@ -101,6 +101,9 @@ _CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算�
 #: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
 _HAVING = re.compile(r"(?<![没只所里头面边])有了?(?:个|1个)?[^ ]{0,6}?(?:证|卡|本|簿|保|户|人)(?:了|的|\d级的?)?$"
                      r"|[^ ]{2}(?:也|都|还)?(?<![现正实存好])在(?:的|了|呢)?$")
+#: A benefit someone receives, said of them ("也在吃低保", "一直在领高龄补贴", "领高龄补贴的"): who they are,
+#: like 是低保户 — not a need (that has a verb of asking: 想领, 咋个领, 领不领得到).
+_RECEIVING = re.compile(r"(?<![想要能])在(?:吃|领)[^ ]{1,8}$|^[^ ]{0,2}(?:吃|领)[^ ]{1,8}的$")
 #: The second of two papers someone has ("已经有社保卡和身份证了": 身份证了 after 和): had as well.
 _HAD_TOO = re.compile(r"^[^ ]{0,4}?(?:证|卡|本|簿)(?:了|的|都有了?|也有了?)?$")
 #: A paper (identity card, household book, a certificate, photo) closing a clause that asks about it.
@@ -145,12 +148,15 @@ def stated(clause: str) -> bool:
         return not _NEED_VERB.search(MATERIAL.split(clause, 1)[0])
     if _GOT.search(clause):
         return True
+    if _RECEIVING.search(clause) and not QUESTION.search(clause):
+        return True  # "我父亲在领高龄补贴": 领 is no request here
     if QUESTION.search(clause) or _REQUEST.search(clause):
         return False  # "我是第一次办": it asks, in passing or not
     being = _BEING.match(clause)
     if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
         return True
-    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause) and not _HELPING.search(clause))
+    return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause)
+                                                 and not _HELPING.search(clause))
 
 
 class Clause(NamedTuple):
