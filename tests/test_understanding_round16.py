@@ -70,6 +70,10 @@ NONE = [
     "结婚纪念日在哪里订饭",
     # the benefit someone receives is who they are; the bank's hours are asked
     "我老汉儿在领高龄补贴 他想把存折换成银行卡 银行周末上班不",
+    # everyday matters after a status told first (AH's long questions): a TV, buying things, a canteen
+    "屋头是低保户 电视机没得信号了找哪个修",
+    "县城哪里有卖拐杖的",
+    "娃娃学校食堂一顿好多钱",
 ]
 
 #: (question, the item to answer): a child's condition told, then what is asked for.
