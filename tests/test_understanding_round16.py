@@ -133,3 +133,10 @@ def test_a_benefit_someone_receives_is_who_they_are() -> None:
     """也在吃低保, 在领高龄补贴, 领高龄补贴的: status, like 是低保户 (round 16); wanting or asking is a need."""
     assert stated("也在吃低保") and stated("我父亲在领高龄补贴") and stated("领高龄补贴的")
     assert not stated("想领高龄补贴") and not stated("在哪里领高龄补贴")
+
+
+def test_either_or_asks() -> None:
+    """还是 between two things asks which, with the question mark gone (round 16: a long question whose
+    only asking piece was "第一次办要带户口本还是出生证" asked nothing, so its story's words fell back)."""
+    assert QUESTION.search("第一次办要带户口本还是出生证")
+    assert not QUESTION.search("等了三个月还是没到") and not QUESTION.search("还是老样子")
