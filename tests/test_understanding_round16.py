@@ -60,6 +60,9 @@ NOT_WHICH_OF = [
     ("我去深圳带孙子了 在那边拿药能用医保不", "medins.offsite-filing"),
     # 要去哪里报 asks where to claim: 要去 is no plan to go for treatment (the filing's word before)
     ("去年在成都住院没办异地备案 钱都是自己垫的 发票都在 回来要去哪里报", "medins.manual-reimbursement"),
+    # the story's 超市 does not count when what is asked points back (这个证) at the card said in passing
+    ("我是残疾人 在县城一家超市找到了工作 老板说如果我有就业创业证 单位可以享受政策 这个证在社区能帮我办不",
+     "hrss.employment-card"),
     # 一直没办过 is what was never had, not the past said in passing
     ("我一直没得社保卡，快60了领养老金要用卡，在哪里办", "hrss.social-security-card"),
 ]
@@ -70,6 +73,8 @@ NONE = [
     "结婚纪念日在哪里订饭",
     # the benefit someone receives is who they are; the bank's hours are asked
     "我老汉儿在领高龄补贴 他想把存折换成银行卡 银行周末上班不",
+    # guard: the asking clause is about something else (no 这个证): the story's words still count
+    "我是网格员 辖区有个残疾人 家里是低保户 他家电表坏了停电了 供电所电话多少",
     # everyday matters after a status told first (AH's long questions): a TV, buying things, a canteen
     "屋头是低保户 电视机没得信号了找哪个修",
     "县城哪里有卖拐杖的",

@@ -441,7 +441,11 @@ class Matcher:
                     and self.scope.counts_against(rest, self.index.position[result.candidates[0]], "".join(segments))):
                 return MatchResult("fallback", None, (), round(scored[0][0], 2))
             return result
-        if self.scope.counts_against(rest, self.index.position[top], "".join(segments)):
+        # the rest's story words do not count when what it asks points back at the item said in passing
+        # ("…超市找到了工作，老板说如果我有就业创业证…，这个证在社区能帮我办不"); they do when it asks about
+        # something else ("…家里是低保户，他家电表坏了，供电所电话多少")
+        referred = " ".join(aside) if _POINTS_BACK.search(" ".join(asking)) else ""
+        if self.scope.counts_against(rest, self.index.position[top], "".join(segments), referred):
             return MatchResult("fallback", None, (), round(scored[0][0], 2))  # "…，供电所电话多少"
         if not done:
             return None
@@ -744,6 +748,10 @@ _OFFICE_TIMES = re.compile(r"几点|上不上班|上班|下班|值班|开不开�
                            r"时间|电话|号码|地址|在哪|哪里|位置|多少|几号|开|关|上|下|到|去|走|今天|明天|还|现在|是|有|人")
 
 
+
+
+#: What points back at a thing named before: 这个证, 那张卡, 这个补贴 ("老板说如果我有就业创业证…这个证在社区能办不").
+_POINTS_BACK = re.compile(r"(?:这|那)(?:个|张|本|种|项)?(?:证|卡|本本|本子|补贴|补助|钱|保险)")
 
 
 def _done_clauses(normalized: str) -> list[str]:

@@ -69,7 +69,7 @@ class OutOfScope:
             owned.append(frozenset(found))
         return owned
 
-    def counts_against(self, normalized: str, top: int, joined: str = "") -> bool:
+    def counts_against(self, normalized: str, top: int, joined: str = "", aside: str = "") -> bool:
         """True when the question holds an out-of-scope word, unless the top item uses that word itself
         *and* the rest of the question still holds an anchor of it ("钱包被偷了，社保卡也在里面": 被偷
         is the replacement item's own word and 社保卡 anchors it; "营业执照咋个办" is about the licence
@@ -83,7 +83,7 @@ class OutOfScope:
         if self._words is None:
             return False
         compact = normalized.replace(" ", "")
-        found, asked = self._topics(normalized, top, joined)
+        found, asked = self._topics(normalized, top, joined, aside)
         if not found:
             return False
         if asked or any(term not in self._owned[top] for term in found):
@@ -159,7 +159,7 @@ class OutOfScope:
                 return True
         return False
 
-    def _topics(self, normalized: str, top: int, joined: str = "") -> tuple[list[str], bool]:
+    def _topics(self, normalized: str, top: int, joined: str = "", aside: str = "") -> tuple[list[str], bool]:
         """The out-of-scope words that count against the top item, and whether one of them is what
         the question asks for (followed by 怎么办, 在哪里办 …: the word is the request's object).
 
@@ -183,7 +183,7 @@ class OutOfScope:
                     _ASKED_FOR.match(compact[:piece_end], end)
                     or _ASKING_FOR.search(compact[max(piece_start, start - 4):start])):
                 asked = True
-            elif (self._context_only(compact, pieces, start, end, top)
+            elif (self._context_only(compact, pieces, start, end, top, aside)
                   or (_framed_aside(compact, start, end) and self._named_elsewhere(compact, start, end, top))):
                 continue
             found.append(self._longest_topic(compact, start, word))
@@ -227,14 +227,14 @@ class OutOfScope:
         return parts
 
     def _context_only(self, compact: str, pieces: Sequence[tuple[int, int, bool]], start: int, end: int,
-                      top: int) -> bool:
+                      top: int, aside: str = "") -> bool:
         """True when the span lies in a clause that asks nothing, another clause asks, and a clause
         other than that one names the top item: a specific anchor of it, or one of its words (name,
         alias, cue) of three or more characters whole (社保卡 names it; 社区 does not)."""
         inside = [c for c in pieces if c[0] <= start and end <= c[1]]
         if not inside or inside[0][2] or not any(asks for *_, asks in pieces):
             return False
-        others = " ".join(compact[a:b] for a, b, _ in pieces if (a, b) != inside[0][:2])
+        others = " ".join([compact[a:b] for a, b, _ in pieces if (a, b) != inside[0][:2]] + [aside])
         return self.names.names_specifically(others, top) or self._holds_item_word(others, top)
 
     def _holds_item_word(self, text: str, top: int) -> bool:
