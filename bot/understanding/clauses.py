@@ -134,8 +134,9 @@ _HELPING = re.compile(r"(?:帮|替)[^ ]{1,4}?(?:带|照顾|看娃|看孩子|看�
 #: Words that make a clause a question (as opposed to one that tells the situation: "娃娃上小学了"). 几 asks
 #: (要几天, 几点上班), but not in 好几 or next to a numeral (好几户, 十几年, 几十万: amounts told). 还是 between
 #: two things asks which ("要带户口本还是出生证": the question mark is gone by now), not 还是不行, 还是没到 (still).
-QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|(?<![好十])几(?![十百千万])|(?<=[^ ])还是(?!不|没|很|一样|老样子|那样|这样|要|得)|能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|"
-                      r"找谁|[不没]$")
+QUESTION = re.compile(r"怎么|什么|哪|吗|多少|多久|(?<![好十])几(?![十百千万])|"
+                      r"(?<=[^ ])还是(?!不|没|很|一样|老样子|那样|这样|要|得)|"
+                      r"能不能|可不可以|可以|要不要|需不需要|有没有|能否|是否|找谁|[不没]$")
 
 
 def stated(clause: str) -> bool:
