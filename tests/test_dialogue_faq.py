@@ -284,6 +284,10 @@ async def test_needs_asked_outright_are_listed_and_the_other_offered_after_a_pic
         assert "您还问到：" in first.text and f"1. {items[order[0]].name}" in first.text
         second = await say(emu, services, clock, OPENID, "1")
         assert second.item == order[0] and f"【{items[order[0]].name}】" in second.text
+        # "都要" to the list: the first answered, the other offered
+        await say(emu, services, clock, OPENID, "老板拖了三个月工资，我还想申请个公益岗")
+        both = await say(emu, services, clock, OPENID, "两个都要")
+        assert both.item == order[0] and f"1. {items[order[1]].name}" in both.text and "您还问到：" in both.text
         # an ordinary clarify (which item was meant) keeps its head and offers nothing after the pick
         card = await say(emu, services, clock, OPENID, "社保卡咋个办")
         assert card.action == "clarify" and "您问的是哪一项？" in card.text

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -68,6 +69,8 @@ FALLBACK = (
 NO_LIST = "请直接告诉我您想办什么事，比如“办低保要带啥材料”。"
 CLARIFY_HEAD = "您问的是哪一项？"
 NEEDS_HEAD = "您问到了几件事，先看哪一件？"
+#: A reply to a list of needs that takes them all ("都要", "两个都看"): the first is answered, the rest offered.
+ALL_OF_THEM = re.compile(r"^(?:都|全部|全都|(?:两|2|几|每)(?:个|样)都)(?:要|看|问|办|想办|想问|想看)?(?:吧|嘛|哈|的)?$")
 CLARIFY_TAIL = "回复数字选择"
 ALSO_HEAD = "您还问到："
 RELATED_HEAD = "您可能还想问："
@@ -437,6 +440,8 @@ class FaqDialogue:
         if not options or t.u.intent in ("greeting", "thanks", "help") or moved_on:
             return Response.text(NO_LIST, intent="pick", action="no_list") if t.u.intent == "pick" else None
         picked = t.knowledge.pick(t.text, options)
+        if picked is None and t.context.needs and ALL_OF_THEM.match(t.u.normalized.replace(" ", "")):
+            picked = options[0]  # "都要": one at a time, the first now, the others offered after it
         if picked is not None:
             aspect = t.u.aspect if t.u.aspect_explicit else t.context.aspect
             # a list of needs: the others were asked for too, so they are offered after this one
