@@ -95,7 +95,7 @@ STOPPED = re.compile(r"^[^ ]{0,6}?(?:没有了|没了|停了|停发了?|断了|�
 #: Who someone is, after a short subject ("我老公是残疾人", "也是五保户", "他生前是低保户") — but not 是 in a
 #: conjunction (但是, 要是, 说是 …), which the character before it shows.
 _BEING = re.compile(r"^([^ ]{0,4}?)(?:也|都|还)?(?:是|属于)(?!不是)")
-_CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算像还说")
+CONJUNCTION_BEFORE_BEING = frozenset("但可要于只就不老总硬倒真算像还说")
 #: What someone has: a card, a status, a person ("家里老人有残疾证", "也有医保", "村里有个退伍军人"), or a
 #: paper still at hand ("出生证明也在", "身份证社保卡都在"; not "社保卡也在里面", "里头有身份证和残疾证": what
 #: was in a lost wallet). Not 只有一个儿子, 有效期, 有台阶: the situation itself, often what the need is about.
@@ -155,7 +155,7 @@ def stated(clause: str) -> bool:
     if QUESTION.search(clause) or _REQUEST.search(clause):
         return False  # "我是第一次办": it asks, in passing or not
     being = _BEING.match(clause)
-    if being and not (being.group(1) and being.group(1)[-1] in _CONJUNCTION_BEFORE_BEING):
+    if being and not (being.group(1) and being.group(1)[-1] in CONJUNCTION_BEFORE_BEING):
         return True
     return bool(_HAVING.search(clause)) or bool(_ASKER.search(clause) and not _DOING.search(clause)
                                                  and not _HELPING.search(clause))

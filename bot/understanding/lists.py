@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from bot.understanding.clauses import DONE, OFFICE, stated
+from bot.understanding.clauses import CONJUNCTION_BEFORE_BEING, DONE, OFFICE, stated
 from bot.understanding.contrast import Contrast
 from bot.understanding.grams import remove_loosely
 from bot.understanding.index import Features, ItemIndex
@@ -51,8 +51,9 @@ _NAMING = re.compile(r"[\u3400-\u9fff]")
 #: ("办残疾证要带身份证和社保卡吗") rather than what they ask for.
 _LISTED_AS_CONTEXT = re.compile(r"是|属于|带|准备|提供|复印|拿")
 #: 是 … 还是 asks which of two ("不知道是居住证还是居住证明"): 是 then opens the alternative, not who someone is.
-#: (但是, 可是, 就是 … are other words: "但是日子还是紧巴巴的" lists nothing.)
-_WHICH_OF = re.compile(r"(?<![但可就还要于总只倒硬真老正或若凡像也都])是(?:办|开|领|申请|要)?$")
+#: (但是, 可是, 就是 … are other words, as for who someone is; and 也是, 都是, 正是, 或是 …: "但是日子还是紧巴巴的"
+#: lists nothing.)
+_WHICH_OF = re.compile("(?<![" + "".join(sorted(CONJUNCTION_BEFORE_BEING | set("正或若凡也都"))) + "])是(?:办|开|领|申请|要)?$")
 #: A list right after 要/需要 that follows a need in the same clause: what that need requires
 #: ("申请生育津贴需要出生证明还是结婚证"), not two needs (unlike "要居住证还是社区开的居住证明").
 _NEEDS_LISTED = re.compile(r"(?:办|申请|领|开|补|换|交|上)[^ ]+?(?:要|需要|得)$")
