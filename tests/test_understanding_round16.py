@@ -79,6 +79,8 @@ NONE = [
     "屋头是低保户 电视机没得信号了找哪个修",
     "县城哪里有卖拐杖的",
     "娃娃学校食堂一顿好多钱",
+    # probe_none_16a's everyday matters: a road to be paved, after who the resident is
+    "低保户 村上那条路好久硬化",
 ]
 
 #: (question, the item to answer): a child's condition told, then what is asked for.
