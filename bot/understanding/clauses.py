@@ -79,11 +79,11 @@ _CONTEXT = re.compile(r"^(?:我|我们|他|她|我妈|我爸|老人|家里)?(?:�
 #: why the resident asks for something else, not a need of its own — unless it adds (也, 又: "医保费也还没交"),
 #: wants or asks ("还没办 想办一个").
 _NOT_ASKING = r"^(?!.*(?:也|又|想|要|吗|怎么|什么|哪|多少|多久|能不能|可以|有没有|咋))"
-_LACKING = re.compile(_NOT_ASKING + r"(?:.*(?:没|未)(?:有)?(?:通过|批准?|批下来|评上|审过|过)了?$"
-                      rf"|.*还没(?:有)?(?:{_DONE_VERBS})(?!不)[^ ]{{0,6}}$)")
+_REFUSED_END = r".*(?:没|未)(?:有)?(?:通过|批准?|批下来|评上|审过|过)了?$"
+_LACKING = re.compile(_NOT_ASKING + rf"(?:{_REFUSED_END}|.*还没(?:有)?(?:{_DONE_VERBS})(?!不)[^ ]{{0,6}}$)")
 #: The refused half of that ("申请低保没批下来", "低保审核没过"): like a done clause, no evidence for the item
 #: it names between siblings (see ``Matcher._contrasted``) — unlike "还没办残疾证", which is the need itself.
-REFUSED = re.compile(_NOT_ASKING + r".*(?:没|未)(?:有)?(?:通过|批准?|批下来|评上|审过|过)了?$")
+REFUSED = re.compile(_NOT_ASKING + _REFUSED_END)
 #: A clause about the past that asks nothing ("当时没有办异地备案", "以前在广东打工"; not "之前没备案的钱能不能
 #: 报": a question): what happened before the need, said in passing. Not 一直没 (一直没办过社保卡: never had
 #: it, and what one never had is often the very need).

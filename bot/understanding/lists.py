@@ -200,11 +200,11 @@ class Lists:
             start, end = min(o[0] for o in left), max(o[1] for o in right)
             clause_start = normalized.rfind(" ", 0, start) + 1
             clause_end = normalized.find(" ", end)
-            joint_word = normalized[joint[0]:joint[1]].strip()
+            joiner = normalized[joint[0]:joint[1]]
             clause = _or_at_joint(normalized[clause_start: clause_end if clause_end >= 0 else None],
-                                  normalized[joint[0]:joint[1]], joint[0] - clause_start)
+                                  joiner, joint[0] - clause_start)
             before = normalized[clause_start:start]
-            which = _WHICH_OF.search(before) if joint_word == "还是" else None
+            which = _WHICH_OF.search(before) if joiner.strip() == "还是" else None
             if which:  # 是居住证还是居住证明: the clause asks which of the two, it states no one's status
                 before = before[:which.start()]
             if (_LISTED_AS_CONTEXT.search(before) or _NEEDS_LISTED.search(normalized, 0, start)
